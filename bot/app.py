@@ -1,0 +1,118 @@
+"""The composition root: builds the whole bot from a Config, with real or fake parts, and runs it."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import Flask, jsonify
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.callback import create_callback_blueprint
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.db import make_engine, make_session_factory, transaction
+from bot.dispatcher import Dispatcher
+from bot.inbox import InboxProcessor
+from bot.models import InboxMessage, OutboxMessage
+from bot.org import SyncReport, sync_org
+from bot.sender import Sender
+from bot.wecom_client import WeComClient
+
+log = logging.getLogger(__name__)
+
+
+class KpiBot:
+    """One running kpibot: HTTP callback server, inbox workers, sender and scheduler over one database."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None, engine: Engine | None = None,
+                 routers: list[Any] | None = None) -> None:
+        from handlers import ROUTERS
+
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.engine = engine or make_engine(config.database.url.reveal(), pool_size=config.server.threads + 8)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.client = WeComClient(config.wecom, self.sessions, self.clock)
+        self.dispatcher = Dispatcher(routers if routers is not None else ROUTERS)
+        self.sender = Sender(config, self.sessions, self.client, self.clock)
+        self.services: dict[str, Any] = {"dispatcher": self.dispatcher, "client": self.client, "bot": self}
+        self.inbox = InboxProcessor(config, self.sessions, self.dispatcher, self.clock, self.services,
+                                    after_commit=self.sender.wake)
+        self.flask = self._create_flask()
+        self._http_server: Any = None
+        self._http_thread: threading.Thread | None = None
+        self.scheduler: Any = None
+
+    def _create_flask(self) -> Flask:
+        app = Flask("kpibot")
+        app.config["MAX_CONTENT_LENGTH"] = None  # the callback enforces its own limit with a clear 413
+        app.register_blueprint(create_callback_blueprint(self.config, self.sessions, self.clock, self.inbox.notify))
+
+        @app.get("/healthz")
+        def health() -> Any:
+            with transaction(self.sessions) as session:
+                pending_in = session.scalar(select(func.count()).where(InboxMessage.status == "pending"))
+                pending_out = session.scalar(select(func.count()).where(
+                    OutboxMessage.status.in_(("pending", "sending"))))
+            return jsonify(status="ok", inbox_pending=pending_in, outbox_pending=pending_out)
+
+        return app
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self, *, scheduler: bool = True, sync_org_now: bool = True) -> None:
+        """Start the background parts; the HTTP server is started separately (serve_* below)."""
+        if sync_org_now:
+            try:
+                self.sync_org()
+            except Exception as error:  # noqa: BLE001 - the bot still answers with the org it has
+                log.error("org sync at start-up failed: %s", error)
+        self.sender.start()
+        self.inbox.start()
+        self.inbox.resume_pending()
+        if scheduler:
+            from bot.schedule import BotScheduler
+            self.scheduler = BotScheduler(self)
+            self.scheduler.start()
+
+    def stop(self) -> None:
+        self.stop_http()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self.inbox.stop()
+        self.sender.stop()
+        self.engine.dispose()
+
+    def sync_org(self) -> SyncReport:
+        with transaction(self.sessions) as session:
+            return sync_org(session, self.client, self.config, self.clock.now())
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    def start_http(self, host: str | None = None, port: int | None = None) -> int:
+        """Serve the callback with waitress in a background thread; returns the bound port."""
+        from waitress import create_server
+
+        self._http_server = create_server(self.flask, host=host or self.config.server.host,
+                                          port=self.config.server.port if port is None else port,
+                                          threads=self.config.server.threads, ident="kpibot")
+        self._http_thread = threading.Thread(target=self._http_server.run, name="http", daemon=True)
+        self._http_thread.start()
+        return int(self._http_server.effective_port)
+
+    def stop_http(self) -> None:
+        server, thread = self._http_server, self._http_thread
+        self._http_server = self._http_thread = None
+        if server is None:
+            return
+
+        def close_all_channels() -> None:
+            # Runs inside waitress's event loop, which ends once its map is empty: closing the
+            # listening socket from another thread instead breaks a select() already under way.
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_all_channels)
+        if thread is not None:
+            thread.join(timeout=10)
+        server.task_dispatcher.shutdown()

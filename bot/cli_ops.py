@@ -1,0 +1,242 @@
+"""Operator commands: init, serve, db upgrade, org sync, outbox, jobs."""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import threading
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.config import Config, ConfigError, default_config_path, load_config
+from bot.templates import render
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
+
+
+def _cli_error(message: str, exit_code: int = 2) -> Exception:
+    from bot.cli import CliError
+    return CliError(message, exit_code)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(args.config or default_config_path())
+    except ConfigError as error:
+        raise _cli_error(f"配置无效: {error}") from None
+
+
+def _engine(config: Config) -> Any:
+    from bot.db import make_engine
+    return make_engine(config.database.url.reveal())
+
+
+def require_current_schema(engine: Any) -> None:
+    from alembic.script import ScriptDirectory
+    from alembic.config import Config as AlembicConfig
+
+    from bot.db import current_revision, migrations_dir
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    try:
+        current = current_revision(engine)
+    except Exception as error:  # noqa: BLE001 - cannot even connect: say so in one line
+        raise _cli_error(f"无法连接数据库: {type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+    if current != head:
+        raise _cli_error(f"数据库结构不是最新 (当前 {current or '空'}, 需要 {head})：请先运行 kpibot db upgrade")
+
+
+# -- init / db upgrade --------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.config or default_config_path())
+    created = False
+    if not path.exists():
+        shutil.copyfile(EXAMPLE_CONFIG, path)
+        created = True
+    config = config_from_args(argparse.Namespace(config=str(path)))
+    from bot.db import upgrade_database
+    engine = _engine(config)
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+    print(render("ops/init.txt.j2", path=str(path), created=created))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from bot.db import current_revision, upgrade_database
+    engine = _engine(config)
+    try:
+        before = current_revision(engine)
+        upgrade_database(engine)
+        after = current_revision(engine)
+    except Exception as error:  # noqa: BLE001
+        raise _cli_error(f"数据库升级失败: {type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+    finally:
+        engine.dispose()
+    print(render("ops/db_upgrade.txt.j2", before=before, after=after))
+    return 0
+
+
+# -- serve ------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from_args(args)
+    fake = None
+    if args.fake_wecom:
+        from bot import demo_org
+        from bot.fake_wecom import FakeWeCom
+        fake = FakeWeCom(corp_id=config.wecom.corp_id, corp_secret=config.wecom.secret.reveal(),
+                         agent_id=config.wecom.agent_id)
+        demo_org.populate(fake)
+        fake.start()
+        config = replace(config, wecom=replace(config.wecom, api_base_url=fake.base_url),
+                         org=replace(config.org, admins=tuple(sorted(set(config.org.admins) | set(demo_org.DEMO_ADMINS)))))
+    from bot.app import KpiBot
+    bot = KpiBot(config)
+    require_current_schema(bot.engine)
+    bot.start(scheduler=not args.no_scheduler)
+    port = bot.start_http()
+    print(render("ops/serving.txt.j2", host=config.server.host, port=port, fake_url=fake.base_url if fake else None,
+                 scheduler=not args.no_scheduler), flush=True)
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    bot.stop()
+    if fake is not None:
+        fake.stop()
+    return 0
+
+
+# -- org sync -----------------------------------------------------------------------------------------
+def cmd_org_sync(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from wechatpy.exceptions import WeChatClientException
+    from bot.app import KpiBot
+    bot = KpiBot(config)
+    require_current_schema(bot.engine)
+    try:
+        report = bot.sync_org()
+    except WeChatClientException as error:
+        raise _cli_error(f"通讯录同步失败: WeCom 错误 {error.errcode} {error.errmsg}", 1) from None
+    except Exception as error:  # noqa: BLE001 - network and the like: one line
+        raise _cli_error(f"通讯录同步失败: {type(error).__name__}: {str(error)[:200]}", 1) from None
+    finally:
+        bot.engine.dispose()
+    print(render("ops/org_sync.txt.j2", report=report))
+    return 0
+
+
+# -- outbox -------------------------------------------------------------------------------------------
+def cmd_outbox(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from bot.clock import SystemClock
+    from bot.db import make_session_factory, transaction
+    from bot.models import OutboxMessage
+    engine = _engine(config)
+    require_current_schema(engine)
+    sessions = make_session_factory(engine)
+    try:
+        with transaction(sessions) as session:
+            if args.retry:
+                changed = session.execute(update(OutboxMessage).where(
+                    OutboxMessage.id.in_(args.retry), OutboxMessage.status == "failed").values(
+                    status="pending", attempts=0, next_attempt_at=SystemClock().now(), last_error=None)).rowcount
+                print(render("ops/outbox_retry.txt.j2", count=changed, ids=args.retry))
+                return 0 if changed else 1
+            query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(args.limit)
+            if args.status != "all":
+                query = query.where(OutboxMessage.status == args.status)
+            rows = list(reversed(session.scalars(query).all()))
+        zone = config.schedule.zone
+        print(render("ops/outbox.txt.j2", rows=rows, status=args.status, zone=zone))
+    finally:
+        engine.dispose()
+    return 0
+
+
+# -- jobs ---------------------------------------------------------------------------------------------
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from bot.clock import SystemClock
+    from bot.schedule import next_fire_times
+    now = SystemClock().now()
+    rows = [(spec, fire.astimezone(config.schedule.zone) if fire else None) for spec, fire in next_fire_times(config, now)]
+    print(render("ops/jobs_list.txt.j2", rows=rows))
+    return 0
+
+
+def cmd_jobs_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from bot.app import KpiBot
+    from bot.schedule import JobRunner, job_by_id
+    try:
+        job_by_id(args.name)
+    except KeyError:
+        from bot.schedule import JOBS
+        raise _cli_error(f"没有名为 {args.name!r} 的任务 (可用: {', '.join(spec.id for spec in JOBS)})") from None
+    at = None
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise _cli_error(f"--at 应为 ISO 时间, 例如 2026-11-27T16:00 (got {args.at!r})") from None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=config.schedule.zone)
+    bot = KpiBot(config)
+    require_current_schema(bot.engine)
+    bot.sender.start()
+    try:
+        result = JobRunner(bot).run(args.name, at, force=args.force, period=args.period)
+        bot.sender.stop()  # after a final pass, queued messages are left for the running bot if any remain
+    except Exception as error:  # noqa: BLE001
+        bot.sender.stop()
+        raise _cli_error(f"任务 {args.name} 失败: {type(error).__name__}: {str(error)[:200]}", 1) from None
+    finally:
+        bot.engine.dispose()
+    print(render("ops/jobs_run.txt.j2", result=result))
+    return 0
+
+
+def add_parsers(subparsers: Any) -> None:
+    init = subparsers.add_parser("init", help="写入 config.toml（若不存在）并创建数据库")
+    init.set_defaults(func=cmd_init)
+
+    serve = subparsers.add_parser("serve", help="启动回调服务、消息处理、发送与定时任务")
+    serve.add_argument("--no-scheduler", action="store_true", help="不运行定时任务（用于额外的 Web 实例）")
+    serve.add_argument("--fake-wecom", action="store_true", help="连接内置的模拟企业微信（含示例组织）")
+    serve.set_defaults(func=cmd_serve)
+
+    db = subparsers.add_parser("db", help="数据库")
+    db_sub = db.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
+    db_sub.add_parser("upgrade", help="升级数据库结构到最新").set_defaults(func=cmd_db_upgrade)
+
+    org = subparsers.add_parser("org", help="组织架构")
+    org_sub = org.add_subparsers(dest="org_command", metavar="SUBCOMMAND", required=True)
+    org_sub.add_parser("sync", help="从企业微信同步部门与成员").set_defaults(func=cmd_org_sync)
+
+    outbox = subparsers.add_parser("outbox", help="查看待发送、失败的消息")
+    outbox.add_argument("--status", default="all", choices=["all", "pending", "sending", "sent", "failed"])
+    outbox.add_argument("--limit", type=int, default=50)
+    outbox.add_argument("--retry", type=int, nargs="+", metavar="ID", help="重新发送这些失败的消息")
+    outbox.set_defaults(func=cmd_outbox)
+
+    jobs = subparsers.add_parser("jobs", help="定时任务")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND", required=True)
+    jobs_sub.add_parser("list", help="列出任务及下次运行时间").set_defaults(func=cmd_jobs_list)
+    run = jobs_sub.add_parser("run", help="立即运行一个任务（每个周期只运行一次，除非 --force）")
+    run.add_argument("name")
+    run.add_argument("--at", help="视为在此时间运行，例如 2026-11-27T16:00")
+    run.add_argument("--period", help="指定周期，例如 2026-11")
+    run.add_argument("--force", action="store_true", help="即使本周期已运行也再运行一次")
+    run.set_defaults(func=cmd_jobs_run)

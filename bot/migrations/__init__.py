@@ -1,0 +1,1 @@
+"""Alembic migrations for kpibot's schema (run with `kpibot db upgrade`)."""

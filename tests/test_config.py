@@ -1,0 +1,90 @@
+"""Config loading: defaults, environment secrets, every problem reported at once, secrets never shown."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import ConfigError, load_config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+
+
+def test_the_example_config_is_valid_and_documents_every_key() -> None:
+    config = load_config(EXAMPLE, environ={})
+    assert config.wecom.agent_id == 1000002
+    assert config.wecom.api_base_url == "https://qyapi.weixin.qq.com/cgi-bin/"
+    assert config.schedule.timezone == "Asia/Shanghai"
+    assert config.database.url.reveal().startswith("sqlite:///")
+    # the relative SQLite path is resolved next to the config file, not the working directory
+    assert config.database.url.reveal().endswith(str(EXAMPLE.parent / "kpibot.db"))
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for section, fields in {
+        "wecom": config.wecom, "server": config.server, "org": config.org, "bot": config.bot,
+        "sender": config.sender,
+    }.items():
+        for name in fields.__dataclass_fields__:
+            assert f"\n{name} = " in text, f"config.example.toml does not document {section}.{name}"
+
+
+def test_secrets_come_from_the_environment_and_never_show() -> None:
+    raw = {"wecom": {"corp_id": "ww1", "agent_id": 1, "secret": "", "token": "",
+                     "encoding_aes_key": "x" * 43}}
+    config = parse_config(raw, environ={
+        "KPIBOT_WECOM_SECRET": "s3cr3t-value", "KPIBOT_WECOM_TOKEN": "tok-value",
+        "KPIBOT_WECOM_AES_KEY": "A" * 43, "KPIBOT_DATABASE_URL": "postgresql+psycopg://u:pw-value@h/db"})
+    assert config.wecom.secret.reveal() == "s3cr3t-value"
+    assert config.wecom.encoding_aes_key.reveal() == "A" * 43
+    shown = repr(config) + str(config)
+    for secret in ("s3cr3t-value", "tok-value", "A" * 43, "pw-value"):
+        assert secret not in shown
+
+
+def test_every_problem_is_reported_at_once_with_its_key_path() -> None:
+    raw = {
+        "wecom": {"corp_id": "", "agent_id": "x", "secret": "s", "token": "t", "encoding_aes_key": "short",
+                  "api_base_url": "ftp://nowhere", "colour": "blue"},
+        "server": {"port": 70000},
+        "org": {"admins": [1], "departments": []},
+        "schedule": {"timezone": "Mars/Olympus"},
+        "extra": {},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, environ={})
+    keys = {problem.key for problem in caught.value.problems}
+    assert keys == {"wecom.corp_id", "wecom.agent_id", "wecom.encoding_aes_key", "wecom.api_base_url",
+                    "wecom.colour", "server.port", "org.admins", "org.departments", "schedule.timezone", "extra"}
+
+
+def test_missing_required_keys_are_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({}, environ={})
+    assert {p.key for p in caught.value.problems} == {
+        "wecom.corp_id", "wecom.agent_id", "wecom.secret", "wecom.token", "wecom.encoding_aes_key"}
+
+
+def test_cli_with_a_missing_config_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--config", str(tmp_path / "nope.toml"), "org", "sync"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "找不到配置文件" in err
+
+
+def test_cli_with_an_invalid_config_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[wecom]\ncorp_id = "ww1"\nagent_id = "abc"\n', encoding="utf-8")
+    code = main(["--config", str(path), "outbox"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "wecom.agent_id" in err and "wecom.secret" in err
+
+
+def test_cli_with_broken_toml_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[wecom\n", encoding="utf-8")
+    assert main(["--config", str(path), "serve"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "TOML" in err
