@@ -46,4 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m bot.cli` runs this file as __main__; go through the canonical module so that
+    # CliError raised by command modules (which import bot.cli) is the class main() catches.
+    from bot.cli import main as canonical_main
+    sys.exit(canonical_main())
