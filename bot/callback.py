@@ -79,7 +79,7 @@ def create_callback_blueprint(config: Config, session_factory: sessionmaker[Sess
             log.warning("callback POST decrypted to something unreadable: %s", error)
             return _plain("bad message", 400)
         try:
-            with transaction(session_factory) as session:
+            with transaction(session_factory, urgent=True) as session:
                 is_new = store_update(session, update, clock)
         except Exception:  # noqa: BLE001
             # Not stored means not acknowledged: a non-200 makes WeCom deliver it again later.

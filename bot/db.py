@@ -1,17 +1,73 @@
 """Database engines and sessions: one engine per process, one session per message or job."""
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+class WriterQueue:
+    """A re-entrant lock for SQLite writers in which urgent ones (the callback) go first.
+
+    SQLite lets one writer in at a time and makes the others poll with growing sleeps, which under
+    load starves a waiting writer for seconds, while a callback must be stored and answered well
+    within WeCom's 5 s. Inside one process writers queue here instead, and background work (inbox
+    workers, the sender, jobs) steps aside while a callback waits. Re-entrant because a job may read
+    the cached access token inside its own unit of work. Other processes still meet SQLite's busy
+    timeout; PostgreSQL and MySQL need none of this.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    def acquire(self, urgent: bool = False) -> None:
+        me = threading.get_ident()
+        with self._condition:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if urgent:
+                self._urgent_waiting += 1
+            try:
+                while self._owner is not None or (not urgent and self._urgent_waiting):
+                    self._condition.wait()
+            finally:
+                if urgent:
+                    self._urgent_waiting -= 1
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._condition:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._condition.notify_all()
+
+    @contextmanager
+    def held(self, urgent: bool = False) -> Iterator[None]:
+        self.acquire(urgent)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=pool_size, max_overflow=pool_size)
+        _sqlite_writers[engine] = WriterQueue()
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -42,17 +98,22 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error. Only runners open these."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def transaction(factory: sessionmaker[Session], *, urgent: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error. Only runners open these.
+
+    `urgent` is for the callback, which must answer WeCom quickly (see WriterQueue)."""
+    bind = factory.kw.get("bind")
+    writers = _sqlite_writers.get(bind) if bind is not None else None
+    with writers.held(urgent) if writers is not None else nullcontext():
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
 
 def migrations_dir() -> Path:

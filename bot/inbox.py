@@ -26,6 +26,13 @@ from bot.updates import Update, update_from_fields
 log = logging.getLogger(__name__)
 
 
+class _HandlerFailed(Exception):
+    def __init__(self, row_id: int, payload: dict[str, Any]) -> None:
+        super().__init__(row_id)
+        self.row_id = row_id
+        self.payload = payload
+
+
 def store_update(session: Session, update: Update, clock: Clock) -> bool:
     """Record an acknowledged delivery; False when WeCom is retrying one we already have."""
     row = {
@@ -127,6 +134,21 @@ class InboxProcessor:
 
     def process_next(self, userid: str) -> bool:
         """Process the member's oldest pending message; False when there is none left."""
+        try:
+            found = self._process_oldest(userid)
+        except _HandlerFailed as failure:
+            log.error("handling inbox message %s from %s failed: %r", failure.row_id, userid, failure.payload,
+                      exc_info=failure.__cause__)
+            self._fail(failure.row_id, userid, failure.__cause__ or failure)
+            found = True
+        if found:
+            with self._progress:
+                self.processed += 1
+                self._progress.notify_all()
+            self.after_commit()
+        return found
+
+    def _process_oldest(self, userid: str) -> bool:
         with transaction(self.sessions) as session:
             row = session.scalars(
                 select(InboxMessage)
@@ -136,19 +158,6 @@ class InboxProcessor:
             if row is None:
                 return False
             row_id, payload = row.id, row.payload
-        try:
-            self._process(row_id, payload)
-        except Exception as error:  # noqa: BLE001 - a handler bug must not stop the member's queue
-            log.exception("handling inbox message %s from %s failed: %r", row_id, userid, payload)
-            self._fail(row_id, userid, error)
-        with self._progress:
-            self.processed += 1
-            self._progress.notify_all()
-        self.after_commit()
-        return True
-
-    def _process(self, row_id: int, payload: dict[str, Any]) -> None:
-        with transaction(self.sessions) as session:
             # The claim is the first write of the transaction: a second process trying the same row
             # waits on its lock and then finds it done, so the handler's effects happen once.
             claimed = session.execute(
@@ -156,10 +165,15 @@ class InboxProcessor:
                 .values(status="done", processed_at=self.clock.now())
             ).rowcount
             if claimed != 1:
-                return
-            incoming = update_from_fields(payload)
-            ctx = build_context(session, incoming, self.config, self.clock, f"in:{row_id}", self.services)
-            self.dispatcher.dispatch(ctx)
+                return True  # another process took it; look again for the next one
+            try:
+                incoming = update_from_fields(payload)
+                ctx = build_context(session, incoming, self.config, self.clock, f"in:{row_id}", self.services)
+                self.dispatcher.dispatch(ctx)
+                session.flush()
+            except Exception as error:  # noqa: BLE001 - a handler bug must not stop the member's queue
+                raise _HandlerFailed(row_id, payload) from error
+        return True
 
     def _fail(self, row_id: int, userid: str, error: Exception) -> None:
         with transaction(self.sessions) as session:
