@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
@@ -17,7 +17,8 @@ from wechatpy.exceptions import WeChatClientException
 from bot.clock import Clock
 from bot.config import WeComConfig
 from bot.db import transaction
-from bot.models import CachedToken, Lease
+from bot.leases import release_lease, take_lease
+from bot.models import CachedToken
 
 log = logging.getLogger(__name__)
 
@@ -132,24 +133,12 @@ class WeComClient(WeChatClient):
             _time.sleep(0.05)
 
     def _take_refresh_lease(self) -> bool:
-        now = self._clock.now()
         with transaction(self._sessions) as session:
-            lease = session.get(Lease, REFRESH_LEASE)
-            if lease is None:
-                session.add(Lease(name=REFRESH_LEASE, holder=self._holder, expires_at=now + timedelta(seconds=30)))
-                return True
-            taken = session.execute(
-                update(Lease)
-                .where(Lease.name == REFRESH_LEASE)
-                .where((Lease.holder.is_(None)) | (Lease.expires_at < now) | (Lease.holder == self._holder))
-                .values(holder=self._holder, expires_at=now + timedelta(seconds=30))
-            ).rowcount
-            return taken == 1
+            return take_lease(session, REFRESH_LEASE, self._holder, self._clock.now(), timedelta(seconds=30))
 
     def _release_refresh_lease(self) -> None:
         with transaction(self._sessions) as session:
-            session.execute(update(Lease).where(Lease.name == REFRESH_LEASE, Lease.holder == self._holder)
-                            .values(holder=None, expires_at=None))
+            release_lease(session, REFRESH_LEASE, self._holder)
 
     def fetch_access_token(self) -> dict[str, Any]:
         # wechatpy hard-codes WeCom's host and sends no timeout here; both must follow config.
