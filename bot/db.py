@@ -23,33 +23,42 @@ class WriterQueue:
     """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        lock = threading.Lock()
+        # Two queues on one lock, so a release wakes exactly one waiter of the right kind.
+        self._urgent = threading.Condition(lock)
+        self._normal = threading.Condition(lock)
         self._owner: int | None = None
         self._depth = 0
         self._urgent_waiting = 0
 
     def acquire(self, urgent: bool = False) -> None:
         me = threading.get_ident()
-        with self._condition:
+        with self._normal:
             if self._owner == me:
                 self._depth += 1
                 return
             if urgent:
                 self._urgent_waiting += 1
-            try:
-                while self._owner is not None or (not urgent and self._urgent_waiting):
-                    self._condition.wait()
-            finally:
-                if urgent:
+                try:
+                    while self._owner is not None:
+                        self._urgent.wait()
+                finally:
                     self._urgent_waiting -= 1
+            else:
+                while self._owner is not None or self._urgent_waiting:
+                    self._normal.wait()
             self._owner, self._depth = me, 1
 
     def release(self) -> None:
-        with self._condition:
+        with self._normal:
             self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._condition.notify_all()
+            if self._depth:
+                return
+            self._owner = None
+            if self._urgent_waiting:
+                self._urgent.notify()
+            else:
+                self._normal.notify()
 
     @contextmanager
     def held(self, urgent: bool = False) -> Iterator[None]:

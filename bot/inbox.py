@@ -163,6 +163,7 @@ class InboxProcessor:
             claimed = session.execute(
                 update(InboxMessage).where(InboxMessage.id == row_id, InboxMessage.status == "pending")
                 .values(status="done", processed_at=self.clock.now())
+                .execution_options(synchronize_session=False)  # the row is not in the session's identity map
             ).rowcount
             if claimed != 1:
                 return True  # another process took it; look again for the next one

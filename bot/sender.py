@@ -98,10 +98,12 @@ class Sender:
         if not batches:
             return 0
         if self._pool is None:
-            for rows in batches.values():
-                self._send_in_order(rows)
+            results = [self._send_in_order(rows) for rows in batches.values()]
         else:
-            list(self._pool.map(self._send_in_order, batches.values()))
+            results = list(self._pool.map(self._send_in_order, batches.values()))
+        # One transaction records the whole pass: on SQLite every write queues for the one writer.
+        self._record([outcome for outcomes, _ in results for outcome in outcomes],
+                     [row_id for _, released in results for row_id in released])
         return sum(len(rows) for rows in batches.values())
 
     def _claim(self) -> dict[str, list[OutboxMessage]]:
@@ -139,17 +141,18 @@ class Sender:
                     deferred.append((row.id, now + timedelta(minutes=5)))
                     blocked.add(user)
                     continue
-                taken = session.execute(
+                taken = session.execute(_unsynchronised(
                     update(OutboxMessage)
                     .where(OutboxMessage.id == row.id, OutboxMessage.status == row.status)
                     .values(status="sending", claimed_until=now + self.claim_duration)
-                ).rowcount
+                )).rowcount
                 if taken == 1:
                     claimed[user].append(row)
                 else:
                     blocked.add(user)  # another process got it; leave this person to that process
             for row_id, when in deferred:
-                session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(next_attempt_at=when))
+                session.execute(_unsynchronised(update(OutboxMessage).where(OutboxMessage.id == row_id)
+                                                .values(next_attempt_at=when)))
             return {user: rows for user, rows in claimed.items() if rows}
 
     @staticmethod
@@ -161,14 +164,17 @@ class Sender:
         ).all()
         return {user: count for user, count in rows}
 
-    def _send_in_order(self, rows: list[OutboxMessage]) -> None:
+    def _send_in_order(self, rows: list[OutboxMessage]) -> tuple[list[tuple[OutboxMessage, Outcome]], list[int]]:
+        """Send one person's rows in order; stop at the first that does not go out.
+
+        Returns the outcomes, and the rows handed back unsent so they keep their place in the queue."""
+        outcomes: list[tuple[OutboxMessage, Outcome]] = []
         for index, row in enumerate(rows):
             outcome = self.deliver(row)
-            self._record(row, outcome)
+            outcomes.append((row, outcome))
             if outcome.status != "sent":
-                # Later messages to the same person must not overtake this one: hand them back.
-                self._release([later.id for later in rows[index + 1:]])
-                return
+                return outcomes, [later.id for later in rows[index + 1:]]
+        return outcomes, []
 
     def deliver(self, row: OutboxMessage) -> Outcome:
         payload: dict[str, Any] = {
@@ -216,27 +222,36 @@ class Sender:
             return Outcome("retry", error=f"{code} {error.errmsg}")
         return Outcome("failed", error=f"{code} {error.errmsg}")
 
-    def _record(self, row: OutboxMessage, outcome: Outcome) -> None:
+    def _record(self, outcomes: list[tuple[OutboxMessage, Outcome]], released: list[int]) -> None:
         now = self.clock.now()
-        values: dict[str, Any] = {"attempts": OutboxMessage.attempts + 1, "claimed_until": None,
-                                  "last_error": outcome.error}
-        if outcome.status == "sent":
-            values.update(status="sent", sent_at=now, wecom_msgid=outcome.msgid, response_code=outcome.response_code)
-        elif outcome.status == "retry" and row.attempts + 1 < self.config.sender.max_attempts:
-            backoff = outcome.retry_after or min(timedelta(seconds=2 ** row.attempts), timedelta(minutes=5))
-            values.update(status="pending", next_attempt_at=now + backoff)
-        else:
-            values.update(status="failed")
-            log.warning("message %s to %s failed for good: %s", row.idempotency_key, row.touser, outcome.error)
+        recorded: list[str] = []
         with transaction(self.sessions) as session:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values))
+            for row, outcome in outcomes:
+                values: dict[str, Any] = {"attempts": row.attempts + 1, "claimed_until": None,
+                                          "last_error": outcome.error}
+                if outcome.status == "sent":
+                    values.update(status="sent", sent_at=now, wecom_msgid=outcome.msgid,
+                                  response_code=outcome.response_code)
+                elif outcome.status == "retry" and row.attempts + 1 < self.config.sender.max_attempts:
+                    backoff = outcome.retry_after or min(timedelta(seconds=2 ** row.attempts), timedelta(minutes=5))
+                    values.update(status="pending", next_attempt_at=now + backoff)
+                else:
+                    values.update(status="failed")
+                    log.warning("message %s to %s failed for good: %s", row.idempotency_key, row.touser,
+                                outcome.error)
+                session.execute(_unsynchronised(update(OutboxMessage).where(OutboxMessage.id == row.id)
+                                                .values(**values)))
+                recorded.append("retry" if values["status"] == "pending" else values["status"])
+            if released:
+                session.execute(_unsynchronised(update(OutboxMessage).where(OutboxMessage.id.in_(released))
+                                                .values(status="pending", claimed_until=None)))
         with self._progress:
-            self.outcomes[outcome.status] += 1
+            for status in recorded:
+                self.outcomes[status] += 1
             self._progress.notify_all()
 
-    def _release(self, row_ids: list[int]) -> None:
-        if not row_ids:
-            return
-        with transaction(self.sessions) as session:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(row_ids))
-                            .values(status="pending", claimed_until=None))
+
+def _unsynchronised(statement: Any) -> Any:
+    # These rows are never held as objects in the session, so SQLAlchemy need not evaluate the
+    # criteria against its identity map (which costs more than the UPDATE itself).
+    return statement.execution_options(synchronize_session=False)

@@ -93,6 +93,10 @@ class WeComClient(WeChatClient):
         self._clock = clock
         self._refresh_lock = threading.Lock()
         self._holder = f"{uuid.uuid4().hex[:12]}"
+        # requests would read ~/.netrc and the proxy variables on every call (a file system walk
+        # per message); read the proxies once instead and keep them.
+        self._http.proxies = requests.utils.get_environ_proxies(config.api_base_url)
+        self._http.trust_env = False
 
     def __repr__(self) -> str:  # the secret must not leak through a repr
         return f"WeComClient(corp_id={self.corp_id!r}, base={self.API_BASE_URL!r})"
