@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -17,8 +17,9 @@ class WriterQueue:
     SQLite lets one writer in at a time and makes the others poll with growing sleeps, which under
     load starves a waiting writer for seconds, while a callback must be stored and answered well
     within WeCom's 5 s. Inside one process writers queue here instead, and background work (inbox
-    workers, the sender, jobs) steps aside while a callback waits. Re-entrant because a job may read
-    the cached access token inside its own unit of work. Other processes still meet SQLite's busy
+    workers, the sender, jobs) steps aside while a callback waits. It is held from BEGIN to COMMIT
+    or ROLLBACK, exactly while SQLite's own lock would be, so a job that calls WeCom before its
+    first query does not hold it during the calls. Other processes still meet SQLite's busy
     timeout; PostgreSQL and MySQL need none of this.
     """
 
@@ -60,23 +61,16 @@ class WriterQueue:
             else:
                 self._normal.notify()
 
-    @contextmanager
-    def held(self, urgent: bool = False) -> Iterator[None]:
-        self.acquire(urgent)
-        try:
-            yield
-        finally:
-            self.release()
-
 
 _sqlite_writers: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
+_urgency = threading.local()  # set by transaction(urgent=True) for the BEGIN that follows
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=pool_size, max_overflow=pool_size)
-        _sqlite_writers[engine] = WriterQueue()
+        writers = _sqlite_writers[engine] = WriterQueue()
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -94,9 +88,22 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
+            writers.acquire(urgent=getattr(_urgency, "urgent", False))
+            connection.info["holds_writer"] = True
             # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
             # writes can fail at once with SQLITE_BUSY under WAL instead of waiting its turn.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                connection.info.pop("holds_writer", None)
+                writers.release()
+                raise
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _sqlite_end(connection):  # type: ignore[no-untyped-def]
+            if connection.info.pop("holds_writer", False):
+                writers.release()
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
@@ -111,18 +118,18 @@ def transaction(factory: sessionmaker[Session], *, urgent: bool = False) -> Iter
     """One unit of work: commit on success, roll back on any error. Only runners open these.
 
     `urgent` is for the callback, which must answer WeCom quickly (see WriterQueue)."""
-    bind = factory.kw.get("bind")
-    writers = _sqlite_writers.get(bind) if bind is not None else None
-    with writers.held(urgent) if writers is not None else nullcontext():
-        session = factory()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    previous = getattr(_urgency, "urgent", False)
+    _urgency.urgent = urgent
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+        _urgency.urgent = previous
 
 
 def migrations_dir() -> Path:

@@ -24,9 +24,11 @@ def environment(locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
     return env
 
 
-def render(name: str, locale: str = DEFAULT_LOCALE, **variables: object) -> str:
-    """Render templates/<locale>/<name>; surrounding blank lines are trimmed."""
-    return environment(locale).get_template(name).render(**variables).strip()
+def render(template: str, locale: str = DEFAULT_LOCALE, /, **variables: object) -> str:
+    """Render templates/<locale>/<template>; surrounding blank lines are trimmed.
+
+    Positional-only, so a template may have variables called `template` or `locale` too."""
+    return environment(locale).get_template(template).render(**variables).strip()
 
 
 def template_names(locale: str = DEFAULT_LOCALE) -> list[str]:
