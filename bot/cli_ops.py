@@ -166,11 +166,21 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 # -- jobs ---------------------------------------------------------------------------------------------
+def _moment(config: Config, text: str, option: str) -> datetime:
+    """An ISO time from the command line; without an offset it is in the configured zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _cli_error(f"{option} 应为 ISO 时间, 例如 2026-11-27T16:05 (got {text!r})") from None
+    return moment.replace(tzinfo=config.schedule.zone) if moment.tzinfo is None else moment
+
+
 def cmd_jobs_list(args: argparse.Namespace) -> int:
+    """Each job with its next *effective* fire time: the next time it will have something to do."""
     config = config_from_args(args)
     from bot.clock import SystemClock
     from bot.schedule import next_fire_times
-    now = SystemClock().now()
+    now = _moment(config, args.after, "--after") if args.after else SystemClock().now()
     rows = [(spec, fire.astimezone(config.schedule.zone) if fire else None) for spec, fire in next_fire_times(config, now)]
     print(render("ops/jobs_list.txt.j2", rows=rows))
     return 0
@@ -179,20 +189,12 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 def cmd_jobs_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from bot.app import KpiBot
-    from bot.schedule import JobRunner, job_by_id
+    from bot.schedule import JobRunner, all_jobs, job_by_id
     try:
         job_by_id(args.name)
     except KeyError:
-        from bot.schedule import JOBS
-        raise _cli_error(f"没有名为 {args.name!r} 的任务 (可用: {', '.join(spec.id for spec in JOBS)})") from None
-    at = None
-    if args.at:
-        try:
-            at = datetime.fromisoformat(args.at)
-        except ValueError:
-            raise _cli_error(f"--at 应为 ISO 时间, 例如 2026-11-27T16:00 (got {args.at!r})") from None
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=config.schedule.zone)
+        raise _cli_error(f"没有名为 {args.name!r} 的任务 (可用: {', '.join(spec.id for spec in all_jobs())})") from None
+    at = _moment(config, args.at, "--at") if args.at else None
     bot = KpiBot(config)
     require_current_schema(bot.engine)
     bot.sender.start()
@@ -233,10 +235,12 @@ def add_parsers(subparsers: Any) -> None:
 
     jobs = subparsers.add_parser("jobs", help="定时任务")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND", required=True)
-    jobs_sub.add_parser("list", help="列出任务及下次运行时间").set_defaults(func=cmd_jobs_list)
+    listing = jobs_sub.add_parser("list", help="列出任务及下次实际运行时间（已按节假日和调休计算）")
+    listing.add_argument("--after", help="从此时间起计算，例如 2026-09-28T00:00（默认：现在）")
+    listing.set_defaults(func=cmd_jobs_list)
     run = jobs_sub.add_parser("run", help="立即运行一个任务（每个周期只运行一次，除非 --force）")
     run.add_argument("name")
-    run.add_argument("--at", help="视为在此时间运行，例如 2026-11-27T16:00")
+    run.add_argument("--at", help="视为在此时间运行，例如 2026-11-27T16:05（用于手工补跑）")
     run.add_argument("--period", help="指定周期，例如 2026-11")
     run.add_argument("--force", action="store_true", help="即使本周期已运行也再运行一次")
     run.set_defaults(func=cmd_jobs_run)

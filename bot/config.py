@@ -87,6 +87,8 @@ class OrgConfig:
 @dataclass(frozen=True)
 class ScheduleConfig:
     timezone: str = "Asia/Shanghai"
+    # A fire time missed while the bot was down is run at start-up if it is at most this old.
+    catch_up_grace_hours: int = 12
 
     @property
     def zone(self) -> ZoneInfo:
@@ -109,6 +111,115 @@ class SenderConfig:
 
 
 @dataclass(frozen=True)
+class ReportQuestion:
+    """One question of the weekly report; `aliases` are other headings that mean it in a pasted report."""
+
+    key: str
+    title: str
+    hint: str = ""
+    required: bool = True
+    aliases: tuple[str, ...] = ()
+
+
+DEFAULT_REPORT_QUESTIONS: tuple[ReportQuestion, ...] = (
+    ReportQuestion("key_actions", "本周关键动作", "策划/执行的活动、访谈的用户、推进的事项……", True,
+                   ("关键动作", "本周工作", "本周完成")),
+    ReportQuestion("results", "结果与数据", "取得的结果和关键数据，最好与目标对比", True,
+                   ("结果", "数据", "本周结果", "成果与数据")),
+    ReportQuestion("kr_progress", "KR 进展", "个人关键结果（KR）的进展", False,
+                   ("KR进展", "OKR进展", "OKR 进展", "KR")),
+    ReportQuestion("blockers", "问题与需要的支持", "遇到的问题、风险，需要谁提供什么支持", False,
+                   ("问题", "需要的支持", "问题与支持", "困难与支持", "风险与问题")),
+    ReportQuestion("next_week", "下周计划", "下周要做的关键动作", True,
+                   ("下周工作", "下周安排", "下周重点")),
+)
+
+WEEKLY_PROMPT_RULES = ("last_workday",) + tuple(f"last_workday_before_{d}" for d in (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+DEADLINE_RULES = ("next_workday", "same_day")
+
+
+@dataclass(frozen=True)
+class WeeklyReportConfig:
+    questions: tuple[ReportQuestion, ...] = DEFAULT_REPORT_QUESTIONS
+    # Which day of each ISO week the prompt goes out (see config.example.toml).
+    prompt_on: str = "last_workday"
+    prompt_at: time = time(16, 5)
+    # The deadline is on the prompt day ("same_day") or on the next workday ("next_workday").
+    deadline: str = "next_workday"
+    deadline_at: time = time(10, 0)
+    # Reminder and escalation run on the deadline day.
+    reminder_at: time = time(9, 5)
+    escalation_at: time = time(10, 5)
+    # Questions quoted in the manager's digest, and how many characters of each.
+    digest_keys: tuple[str, ...] = ("key_actions", "blockers")
+    digest_chars: int = 120
+
+    def question(self, key: str) -> ReportQuestion:
+        for question in self.questions:
+            if question.key == key:
+                return question
+        raise KeyError(key)
+
+
+@dataclass(frozen=True)
+class SelfReviewConfig:
+    # Workdays counted back from the month's end: 1 = its last workday, 2 = the one before.
+    prompt_on: int = 2
+    prompt_at: time = time(10, 5)
+    reminder_on: int = 1
+    reminder_at: time = time(15, 5)
+    # Until this workday of the next month, /review still opens last month's review when it is unsubmitted.
+    open_until_workday: int = 3
+
+
+@dataclass(frozen=True)
+class SchemeAssignment:
+    scheme: str
+    departments: tuple[int, ...] = ()
+    userids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppraisalConfig:
+    default_scheme: str = "seed-executor"
+    assign: tuple[SchemeAssignment, ...] = ()
+
+
+@dataclass(frozen=True)
+class WeComStatsConfig:
+    """The nightly pull of WeCom's customer-contact statistics (see docs/data-sources.md)."""
+
+    enabled: bool = True
+    # Local time of the daily pull of yesterday's figures; WeCom advises against hh:00 and hh:30.
+    sync_at: time = time(7, 20)
+    # Days before yesterday pulled again each night, because WeCom may still correct them.
+    repull_days: int = 3
+    # Departments whose members are pulled (sub-departments included); empty: every appraised member.
+    departments: tuple[int, ...] = ()
+    # Parallel API calls during a pull.
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class ResultsConfig:
+    """Month close and publication of results (see config.example.toml [results])."""
+
+    # The month closes on this workday of the next month, after the review window ...
+    close_on_workday: int = 5
+    close_at: time = time(10, 5)
+    # ... and is published (calibration ends) on this workday of the next month.
+    publish_on_workday: int = 7
+    publish_at: time = time(10, 5)
+    # The data-quality check flags a value that moved more than this many percent from the month before.
+    jump_percent: int = 50
+    # Totals under this line are listed in the manager's team summary ("below the line").
+    pass_line: int = 60
+    # How many earlier published months /result shows as history.
+    history_months: int = 6
+
+
+@dataclass(frozen=True)
 class Config:
     wecom: WeComConfig
     database: DatabaseConfig
@@ -117,6 +228,11 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     bot: BotConfig = field(default_factory=BotConfig)
     sender: SenderConfig = field(default_factory=SenderConfig)
+    weekly_report: WeeklyReportConfig = field(default_factory=WeeklyReportConfig)
+    self_review: SelfReviewConfig = field(default_factory=SelfReviewConfig)
+    appraisal: AppraisalConfig = field(default_factory=AppraisalConfig)
+    wecom_stats: WeComStatsConfig = field(default_factory=WeComStatsConfig)
+    results: ResultsConfig = field(default_factory=ResultsConfig)
     source: Path | None = None
 
 
@@ -149,7 +265,7 @@ class _Reader:
         self.seen: set[str] = set()
 
     def problem(self, key: str, message: str) -> None:
-        self.problems.append(ConfigProblem(f"{self.prefix}.{key}", message))
+        self.problems.append(ConfigProblem(f"{self.prefix}.{key}" if key else self.prefix, message))
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., required: bool = False) -> Any:
         self.seen.add(key)
@@ -215,7 +331,8 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             if isinstance(table, dict):
                 table[key] = environ[variable]
     problems: list[ConfigProblem] = []
-    known_sections = {"wecom", "database", "server", "org", "schedule", "bot", "sender"}
+    known_sections = {"wecom", "database", "server", "org", "schedule", "bot", "sender", "weekly_report",
+                      "self_review", "appraisal", "wecom_stats", "results"}
     for name in merged:
         if name not in known_sections:
             problems.append(ConfigProblem(name, "未知配置段 (unknown section)"))
@@ -290,6 +407,9 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
             sc.problem("timezone", f"未知时区 {tz!r}")
+    grace = sc.get("catch_up_grace_hours", int, default=12)
+    if grace is not None and not 0 <= grace <= 24 * 7:
+        sc.problem("catch_up_grace_hours", f"应在 0..168 小时之间 (got {grace})")
     sc.check_unknown()
 
     b = _table(merged, "bot", problems)
@@ -315,6 +435,12 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     _positive(se, "batch_size", batch, 5000)
     se.check_unknown()
 
+    weekly_report = _weekly_report(_table(merged, "weekly_report", problems))
+    self_review = _self_review(_table(merged, "self_review", problems))
+    appraisal = _appraisal(_table(merged, "appraisal", problems), base_dir)
+    wecom_stats = _wecom_stats(_table(merged, "wecom_stats", problems))
+    results = _results(_table(merged, "results", problems))
+
     if problems:
         raise ConfigError(problems, source)
     return Config(
@@ -324,12 +450,209 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         database=DatabaseConfig(url=Secret(db_url)),
         server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body),
         org=OrgConfig(admins=tuple(admins), departments=tuple(departments), sync_at=sync_at),
-        schedule=ScheduleConfig(timezone=tz),
+        schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace),
         bot=BotConfig(locale=locale, conversation_timeout_minutes=timeout, inbox_workers=workers),
         sender=SenderConfig(per_member_per_minute=per_minute, per_member_per_hour=per_hour,
                             max_attempts=attempts, batch_size=batch),
+        weekly_report=weekly_report,
+        self_review=self_review,
+        appraisal=appraisal,
+        wecom_stats=wecom_stats,
+        results=results,
         source=source,
     )
+
+
+_QUESTION_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _string_list(reader: _Reader, key: str, value: Any, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        reader.problem(key, f"应为{what}字符串列表")
+        return ()
+    return tuple(item.strip() for item in value)
+
+
+def _questions(reader: _Reader) -> tuple[ReportQuestion, ...]:
+    raw = reader.get("questions", list, default=None)
+    if raw is None:
+        return DEFAULT_REPORT_QUESTIONS
+    questions: list[ReportQuestion] = []
+    seen: set[str] = set()
+    if not raw:
+        reader.problem("questions", "至少需要一个问题")
+    for index, item in enumerate(raw):
+        q = _Reader(item if isinstance(item, dict) else {}, f"{reader.prefix}.questions[{index}]", reader.problems)
+        if not isinstance(item, dict):
+            q.problem("", "应为表 {key, title, hint, required, aliases}")
+            continue
+        key = q.get("key", str, required=True)
+        title = q.get("title", str, required=True)
+        hint = q.get("hint", str, default="")
+        required = q.get("required", bool, default=True)
+        aliases = _string_list(q, "aliases", q.get("aliases", list, default=[]), "标题")
+        q.check_unknown()
+        if key is not None and not _QUESTION_KEY.fullmatch(key):
+            q.problem("key", f"应为小写字母开头的 a-z0-9_ (got {key!r})")
+        elif key in seen:
+            q.problem("key", f"重复的问题 key {key!r}")
+        if title is not None and not title.strip():
+            q.problem("title", "不能为空")
+        if key and title and title.strip():
+            seen.add(key)
+            questions.append(ReportQuestion(key, title.strip(), hint or "", bool(required), aliases))
+    return tuple(questions) or DEFAULT_REPORT_QUESTIONS
+
+
+def _weekly_report(r: _Reader) -> WeeklyReportConfig:
+    defaults = WeeklyReportConfig()
+    questions = _questions(r)
+    prompt_on = r.get("prompt_on", str, default=defaults.prompt_on)
+    if prompt_on not in WEEKLY_PROMPT_RULES:
+        r.problem("prompt_on", f"应为 {' | '.join(WEEKLY_PROMPT_RULES[:2])} ... (got {prompt_on!r})")
+        prompt_on = defaults.prompt_on
+    prompt_at = _parse_time(r, "prompt_at", defaults.prompt_at)
+    deadline = r.get("deadline", str, default=defaults.deadline)
+    if deadline not in DEADLINE_RULES:
+        r.problem("deadline", f"应为 {' | '.join(DEADLINE_RULES)} (got {deadline!r})")
+        deadline = defaults.deadline
+    deadline_at = _parse_time(r, "deadline_at", defaults.deadline_at)
+    reminder_at = _parse_time(r, "reminder_at", defaults.reminder_at)
+    escalation_at = _parse_time(r, "escalation_at", defaults.escalation_at)
+    digest_keys = _string_list(r, "digest_keys", r.get("digest_keys", list, default=list(defaults.digest_keys)),
+                               "问题 key ")
+    digest_chars = r.get("digest_chars", int, default=defaults.digest_chars)
+    _positive(r, "digest_chars", digest_chars, 1000)
+    r.check_unknown()
+    if not reminder_at < deadline_at:
+        r.problem("reminder_at", f"提醒应早于截止时间 deadline_at {deadline_at:%H:%M}")
+    if not deadline_at <= escalation_at:
+        r.problem("escalation_at", f"上报应不早于截止时间 deadline_at {deadline_at:%H:%M}")
+    if deadline == "same_day" and not prompt_at < reminder_at:
+        r.problem("reminder_at", f"当天截止时，提醒应晚于提问时间 prompt_at {prompt_at:%H:%M}")
+    keys = {q.key for q in questions}
+    if "digest_keys" not in r.data:  # custom questions without digest_keys: quote those that still exist
+        digest_keys = tuple(k for k in defaults.digest_keys if k in keys) or (questions[0].key,)
+    for key in digest_keys:
+        if key not in keys:
+            r.problem("digest_keys", f"没有 key 为 {key!r} 的问题")
+    return WeeklyReportConfig(questions=questions, prompt_on=prompt_on, prompt_at=prompt_at, deadline=deadline,
+                              deadline_at=deadline_at, reminder_at=reminder_at, escalation_at=escalation_at,
+                              digest_keys=tuple(k for k in digest_keys if k in keys),
+                              digest_chars=digest_chars or defaults.digest_chars)
+
+
+def _self_review(r: _Reader) -> SelfReviewConfig:
+    defaults = SelfReviewConfig()
+    prompt_on = r.get("prompt_on", int, default=defaults.prompt_on)
+    prompt_at = _parse_time(r, "prompt_at", defaults.prompt_at)
+    reminder_on = r.get("reminder_on", int, default=defaults.reminder_on)
+    reminder_at = _parse_time(r, "reminder_at", defaults.reminder_at)
+    open_until = r.get("open_until_workday", int, default=defaults.open_until_workday)
+    r.check_unknown()
+    _positive(r, "prompt_on", prompt_on, 10)
+    _positive(r, "reminder_on", reminder_on, 10)
+    _positive(r, "open_until_workday", open_until, 15)
+    if isinstance(prompt_on, int) and isinstance(reminder_on, int):
+        if reminder_on > prompt_on or (reminder_on == prompt_on and not prompt_at < reminder_at):
+            r.problem("reminder_on", "提醒应在提问之后 (reminder_on ≤ prompt_on；同一天时 reminder_at 晚于 prompt_at)")
+    return SelfReviewConfig(prompt_on=prompt_on or defaults.prompt_on, prompt_at=prompt_at,
+                            reminder_on=reminder_on or defaults.reminder_on, reminder_at=reminder_at,
+                            open_until_workday=open_until or defaults.open_until_workday)
+
+
+def _scheme_name(reader: _Reader, key: str, value: str | None, base_dir: Path | None) -> str | None:
+    """A preset name, or a scheme file (relative to the config file); checked by loading it."""
+    if value is None:
+        return None
+    name = value.strip()
+    looks_like_file = name.endswith(".toml") or "/" in name or "\\" in name
+    if looks_like_file and base_dir is not None and not Path(name).is_absolute():
+        name = str((base_dir / name).resolve())
+    try:
+        from bot.schemes import load_scheme
+        load_scheme(name)
+    except Exception as error:  # noqa: BLE001 - any failure to load is one problem with this key
+        reader.problem(key, f"无法使用考核方案 {value!r}: {error}")
+    return name
+
+
+def _appraisal(r: _Reader, base_dir: Path | None) -> AppraisalConfig:
+    defaults = AppraisalConfig()
+    default_scheme = _scheme_name(r, "default_scheme", r.get("default_scheme", str, default=defaults.default_scheme),
+                                  base_dir)
+    raw = r.get("assign", list, default=[])
+    r.check_unknown()
+    assignments: list[SchemeAssignment] = []
+    for index, item in enumerate(raw or []):
+        a = _Reader(item if isinstance(item, dict) else {}, f"{r.prefix}.assign[{index}]", r.problems)
+        if not isinstance(item, dict):
+            a.problem("", "应为表 {scheme, departments, userids}")
+            continue
+        scheme = _scheme_name(a, "scheme", a.get("scheme", str, required=True), base_dir)
+        departments = a.get("departments", list, default=[])
+        userids = _string_list(a, "userids", a.get("userids", list, default=[]), " userid ")
+        a.check_unknown()
+        if departments is not None and not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                               for x in departments):
+            a.problem("departments", "应为部门 id (正整数) 列表")
+            departments = []
+        if not departments and not userids:
+            a.problem("", "至少需要 departments 或 userids 之一")
+        if scheme:
+            assignments.append(SchemeAssignment(scheme, tuple(departments or ()), userids))
+    return AppraisalConfig(default_scheme=default_scheme or defaults.default_scheme, assign=tuple(assignments))
+
+
+def _wecom_stats(r: _Reader) -> WeComStatsConfig:
+    defaults = WeComStatsConfig()
+    enabled = r.get("enabled", bool, default=defaults.enabled)
+    sync_at = _parse_time(r, "sync_at", defaults.sync_at)
+    repull_days = r.get("repull_days", int, default=defaults.repull_days)
+    departments = r.get("departments", list, default=[])
+    concurrency = r.get("concurrency", int, default=defaults.concurrency)
+    r.check_unknown()
+    if sync_at.minute in (0, 30):
+        r.problem("sync_at", f"请避开整点和半点 (企业微信接口拥堵), 例如 {sync_at.hour:02d}:20 (got {sync_at:%H:%M})")
+    if repull_days is not None and not 0 <= repull_days <= 29:
+        r.problem("repull_days", f"应在 0..29 天之间 (一次最多拉取 30 天; got {repull_days})")
+    if departments is not None and not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                           for x in departments):
+        r.problem("departments", "应为部门 id (正整数) 列表")
+        departments = []
+    _positive(r, "concurrency", concurrency, 32)
+    return WeComStatsConfig(enabled=bool(enabled), sync_at=sync_at,
+                            repull_days=defaults.repull_days if repull_days is None else repull_days,
+                            departments=tuple(departments or ()), concurrency=concurrency or defaults.concurrency)
+
+
+def _results(r: _Reader) -> ResultsConfig:
+    defaults = ResultsConfig()
+    close_on = r.get("close_on_workday", int, default=defaults.close_on_workday)
+    close_at = _parse_time(r, "close_at", defaults.close_at)
+    publish_on = r.get("publish_on_workday", int, default=defaults.publish_on_workday)
+    publish_at = _parse_time(r, "publish_at", defaults.publish_at)
+    jump = r.get("jump_percent", int, default=defaults.jump_percent)
+    pass_line = r.get("pass_line", int, default=defaults.pass_line)
+    history = r.get("history_months", int, default=defaults.history_months)
+    r.check_unknown()
+    _positive(r, "close_on_workday", close_on, 15)
+    _positive(r, "publish_on_workday", publish_on, 20)
+    _positive(r, "jump_percent", jump, 10000)
+    _positive(r, "history_months", history, 36)
+    if pass_line is not None and not 0 <= pass_line <= 120:
+        r.problem("pass_line", f"应在 0..120 之间 (got {pass_line})")
+    if isinstance(close_on, int) and isinstance(publish_on, int):
+        if publish_on < close_on or (publish_on == close_on and not close_at < publish_at):
+            r.problem("publish_on_workday", "发布应在结账之后 (publish_on_workday ≥ close_on_workday；同一天时 "
+                                            "publish_at 晚于 close_at)，中间是主管校准的时间")
+    return ResultsConfig(close_on_workday=close_on or defaults.close_on_workday, close_at=close_at,
+                         publish_on_workday=publish_on or defaults.publish_on_workday, publish_at=publish_at,
+                         jump_percent=jump or defaults.jump_percent,
+                         pass_line=defaults.pass_line if pass_line is None else pass_line,
+                         history_months=history or defaults.history_months)
 
 
 def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:

@@ -18,6 +18,9 @@
 #   reply_percentage and avg_reply_time are averaged weighted by chat_cnt and only present when chat_cnt > 0.
 # * Group statistics sum each owner's fields over the days asked; owners without data are left out.
 # * Unknown userids in stats filters answer 60111; unknown departments answer 60003.
+# * externalcontact/list answers a member's customers as generated external_userids ("wm<userid>_<n>"), and
+#   84061 when the member has none, as WeCom does. set_stats_permission(False) makes the three customer-contact
+#   endpoints answer 48002, as when the app is not among 客户联系 → 可调用应用.
 # * Only members with status 1 receive messages; others are reported in `invaliduser` like unknown ones.
 # * update_template_card rejects an unknown, used or >24 h old response_code with 40058.
 # * message/send omits invaliduser/invalidparty/invalidtag when empty. Besides the five brief types it
@@ -364,6 +367,8 @@ class FakeWeCom:
         self._members: dict[str, FakeMember] = {}
         self._behavior: dict[tuple[str, date], dict[str, float]] = {}
         self._group_statistics: dict[tuple[str, date], dict[str, int]] = {}
+        self._customers: dict[str, int] = {}
+        self._stats_allowed = True
 
         # WeCom's memory
         self._tokens: dict[str, datetime] = {}
@@ -545,6 +550,18 @@ class FakeWeCom:
             raise ValueError(f"unknown group statistic fields {sorted(unknown)}; known: {GROUP_STATISTIC_FIELDS}")
         with self._condition:
             self._group_statistics.setdefault((owner, day), {}).update(fields)
+
+    def set_customer_count(self, userid: str, count: int) -> None:
+        """How many customers (external contacts) a member has now, as externalcontact/list lists them."""
+        if count < 0:
+            raise ValueError("a customer count cannot be negative")
+        with self._condition:
+            self._customers[userid] = count
+
+    def set_stats_permission(self, allowed: bool) -> None:
+        """Whether the app may call the customer-contact APIs; when not, they answer 48002."""
+        with self._condition:
+            self._stats_allowed = allowed
 
     def issue_response_code(self, task_id: str) -> str:
         """A fresh ResponseCode for a card click, as WeCom puts in each template_card_event callback."""
@@ -901,6 +918,7 @@ class FakeWeCom:
         return self._member_json(member)
 
     def _behavior_data(self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]) -> dict[str, Any]:
+        self._check_stats_permission()
         body = request.body or {}
         userids = _string_list(body.get("userid"), "userid")
         partyids = _int_list(body.get("partyid"), "partyid")
@@ -932,6 +950,7 @@ class FakeWeCom:
     def _groupchat_statistic(
         self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]
     ) -> dict[str, Any]:
+        self._check_stats_permission()
         body = request.body or {}
         begin = body.get("day_begin_time")
         first, last = self._stats_days(begin, body.get("day_end_time") or begin, now, latest_offset=1)
@@ -968,6 +987,17 @@ class FakeWeCom:
             "items": [{"owner": owner, "data": data} for owner, data in page],
         }
 
+    def _external_contact_list(
+        self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]
+    ) -> dict[str, Any]:
+        self._check_stats_permission()
+        userid = request.query.get("userid", "")
+        self._known_userids([userid])
+        count = self._customers.get(userid, 0)
+        if count == 0:
+            raise _ApiError(84061, "not external contact")
+        return {"external_userid": [f"wm{userid}_{index:06d}" for index in range(count)]}
+
     def _media_upload(self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]) -> dict[str, Any]:
         media_type = request.query.get("type", "")
         if media_type not in MEDIA_SIZE_LIMITS:
@@ -985,6 +1015,10 @@ class FakeWeCom:
         return {"type": media_type, "media_id": media.media_id, "created_at": str(int(now.timestamp()))}
 
     # ------------------------------------------------------------ helpers (lock held)
+
+    def _check_stats_permission(self) -> None:
+        if not self._stats_allowed:
+            raise _ApiError(48002, "api forbidden: the app is not allowed to call customer contact APIs")
 
     def _check_agent(self, agentid: Any) -> None:
         if not _is_int(agentid):
@@ -1204,6 +1238,7 @@ _ROUTES: dict[str, tuple[str, _Endpoint]] = {
     "user/get": ("GET", FakeWeCom._user_get),
     "externalcontact/get_user_behavior_data": ("POST", FakeWeCom._behavior_data),
     "externalcontact/groupchat/statistic": ("POST", FakeWeCom._groupchat_statistic),
+    "externalcontact/list": ("GET", FakeWeCom._external_contact_list),
     "media/upload": ("POST", FakeWeCom._media_upload),
 }
 

@@ -173,3 +173,336 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(KEY_LENGTH), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# -- weekly reports, self-reviews, leave --
+from datetime import date  # noqa: E402 - kept with the models that use it (this section is appended)
+
+
+class WeeklyReport(Base):
+    """One member's report for one ISO week: answers by question key, a draft until submitted."""
+
+    __tablename__ = "weekly_reports"
+    __table_args__ = (UniqueConstraint("userid", "week", name="uq_weekly_reports_user_week"),
+                      Index("ix_weekly_reports_week_status", "week", "status"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    week: Mapped[str] = mapped_column(String(8))  # ISO week, "2026-W48"
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | submitted
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+    edited_at: Mapped[datetime | None]  # the last change after the first submission
+
+
+class SelfReview(Base):
+    """One member's self-review for one month: a 1-5 rating per behaviour indicator, achievements, improvements."""
+
+    __tablename__ = "self_reviews"
+    __table_args__ = (UniqueConstraint("userid", "month", name="uq_self_reviews_user_month"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    month: Mapped[str] = mapped_column(String(7))  # "2026-11"
+    scheme_key: Mapped[str] = mapped_column(String(128), default="")
+    ratings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # indicator key → 1..5
+    achievements: Mapped[str] = mapped_column(Text, default="")
+    improvements: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+
+
+class Leave(Base):
+    """A member's leave, both dates included; cancelled leaves are kept with cancelled_at set."""
+
+    __tablename__ = "leaves"
+    __table_args__ = (Index("ix_leaves_user_dates", "userid", "start_date", "end_date"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    created_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]
+
+
+# -- data sources: WeCom statistics, OKR, 360 --
+from datetime import date  # noqa: E402,F811 - this appended section names its own imports
+from decimal import Decimal  # noqa: E402
+
+from sqlalchemy import Date, ForeignKey, Numeric  # noqa: E402
+
+
+class WeComBehaviorDay(Base):
+    """One member's customer-contact figures for one Asia/Shanghai day, as WeCom last reported them."""
+
+    __tablename__ = "wecom_behavior_days"
+    __table_args__ = (Index("ix_wecom_behavior_days_day", "day"),)
+
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    chat_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    message_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    reply_percentage: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))  # absent on days without chats
+    avg_reply_time: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))  # minutes; absent without chats
+    negative_feedback_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    new_apply_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    new_contact_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    fetched_at: Mapped[datetime]
+
+
+class WeComGroupDay(Base):
+    """One owner's customer-group figures for one Asia/Shanghai day."""
+
+    __tablename__ = "wecom_group_days"
+    __table_args__ = (Index("ix_wecom_group_days_day", "day"),)
+
+    owner: Mapped[str] = mapped_column(String(USERID_LENGTH), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    new_chat_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    chat_total: Mapped[int] = mapped_column(Integer, default=0)
+    chat_has_msg: Mapped[int] = mapped_column(Integer, default=0)
+    new_member_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    member_total: Mapped[int] = mapped_column(Integer, default=0)
+    member_has_msg: Mapped[int] = mapped_column(Integer, default=0)
+    msg_total: Mapped[int] = mapped_column(Integer, default=0)
+    fetched_at: Mapped[datetime]
+
+
+class WeComCustomerCount(Base):
+    """How many customers (external contacts) a member had at the end of one day."""
+
+    __tablename__ = "wecom_customer_counts"
+
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH), primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime]
+
+
+class OkrObjective(Base):
+    """A department objective for one quarter."""
+
+    __tablename__ = "okr_objectives"
+    __table_args__ = (Index("ix_okr_objectives_quarter_department", "quarter", "department_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    quarter: Mapped[str] = mapped_column(String(8))  # "2026-Q4"
+    department_id: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    created_at: Mapped[datetime]
+
+
+class OkrKeyResult(Base):
+    """A member's key result aligned to one objective: a target with a unit, progress, approval, score."""
+
+    __tablename__ = "okr_key_results"
+    __table_args__ = (Index("ix_okr_key_results_owner_quarter", "owner", "quarter"),
+                      Index("ix_okr_key_results_objective", "objective_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    objective_id: Mapped[int] = mapped_column(Integer, ForeignKey("okr_objectives.id"))
+    owner: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    quarter: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(255))
+    target: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    unit: Mapped[str] = mapped_column(String(16), default="")
+    current: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | approved | returned
+    review_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(USERID_LENGTH))
+    reviewed_at: Mapped[datetime | None]
+    score: Mapped[Decimal | None] = mapped_column(Numeric(4, 2))  # 0-1.00, set at quarter end
+    scored_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OkrProgress(Base):
+    """One progress report on a key result: the value reached so far."""
+
+    __tablename__ = "okr_progress"
+    __table_args__ = (Index("ix_okr_progress_kr", "kr_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kr_id: Mapped[int] = mapped_column(Integer, ForeignKey("okr_key_results.id"))
+    value: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    note: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="command")  # command | weekly_report
+    recorded_by: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    recorded_at: Mapped[datetime]
+
+
+class Feedback360Round(Base):
+    """A 360-degree feedback round for one appraisal period and one indicator."""
+
+    __tablename__ = "feedback360_rounds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    period: Mapped[str] = mapped_column(String(16))  # the period the mean feeds: "2026", "2026-Q4"...
+    indicator_key: Mapped[str] = mapped_column(String(64))
+    indicator_name: Mapped[str] = mapped_column(String(128))
+    anchors: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # "1".."5" → behaviour anchor text
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    deadline: Mapped[date] = mapped_column(Date)
+    opened_by: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class Feedback360Nomination(Base):
+    """The raters proposed for one appraised member in one round, and whether the manager confirmed them."""
+
+    __tablename__ = "feedback360_nominations"
+    __table_args__ = (UniqueConstraint("round_id", "subject", name="uq_feedback360_nominations_round_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(Integer, ForeignKey("feedback360_rounds.id"))
+    subject: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    raters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    proposed_by: Mapped[str] = mapped_column(String(16))  # member | bot | manager
+    status: Mapped[str] = mapped_column(String(16), default="proposed")  # proposed | confirmed
+    proposed_at: Mapped[datetime]
+    confirmed_by: Mapped[str | None] = mapped_column(String(USERID_LENGTH))
+    confirmed_at: Mapped[datetime | None]
+
+
+class Feedback360Ask(Base):
+    """That one rater owes one member a rating: kept only to remind and to refuse a second answer."""
+
+    __tablename__ = "feedback360_asks"
+    __table_args__ = (UniqueConstraint("round_id", "subject", "rater", name="uq_feedback360_asks_round_subject_rater"),
+                      Index("ix_feedback360_asks_rater_status", "rater", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(Integer, ForeignKey("feedback360_rounds.id"))
+    subject: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    rater: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | answered | expired
+    asked_at: Mapped[datetime]
+    reminded_at: Mapped[datetime | None]
+
+
+class Feedback360Rating(Base):
+    """One anonymous rating: no rater, no time, a random id, so no row can be traced back to an ask."""
+
+    __tablename__ = "feedback360_ratings"
+    __table_args__ = (Index("ix_feedback360_ratings_round_subject", "round_id", "subject"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[int] = mapped_column(Integer, ForeignKey("feedback360_rounds.id"))
+    subject: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+# -- results: data entries, ratings, calibrations, results, IDPs --
+from sqlalchemy import ForeignKey  # noqa: E402,F811 - this appended section names its own imports
+
+
+class DataEntry(Base):
+    """One value, waiver or target entered for a member's indicator (or companion metric) and period.
+
+    Entries are never changed: the latest one per (userid, key, period, kind) counts, the others are the history."""
+
+    __tablename__ = "data_entries"
+    __table_args__ = (Index("ix_data_entries_period_user", "period", "userid"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    key: Mapped[str] = mapped_column(String(64))  # indicator or companion metric key
+    period: Mapped[str] = mapped_column(String(8))  # "2026-11", "2026-Q4", "2026"
+    kind: Mapped[str] = mapped_column(String(8), default="value")  # value | target
+    value: Mapped[str | None] = mapped_column(String(40))  # exact decimal text; None when waived
+    waived: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16))  # data | target | score | import
+    entered_by: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    entered_at: Mapped[datetime]
+
+
+class ResultCalibration(Base):
+    """An adjusted total for one member and period, with its reason and author; the latest one counts."""
+
+    __tablename__ = "result_calibrations"
+    __table_args__ = (Index("ix_result_calibrations_period_user", "period", "userid"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    period: Mapped[str] = mapped_column(String(8))
+    adjusted_total: Mapped[str] = mapped_column(String(16))
+    original_total: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    created_at: Mapped[datetime]
+
+
+class ResultPeriod(Base):
+    """Where one period stands: closed (drafts out, calibration open) or published (frozen)."""
+
+    __tablename__ = "result_periods"
+
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # closed | published
+    closed_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+
+
+class PeriodResult(Base):
+    """One member's result for one period: a draft until published, then frozen (the engine's result as JSON)."""
+
+    __tablename__ = "period_results"
+    __table_args__ = (UniqueConstraint("userid", "period", name="uq_period_results_user_period"),
+                      Index("ix_period_results_period_status", "period", "status"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    period: Mapped[str] = mapped_column(String(8))
+    scheme_key: Mapped[str] = mapped_column(String(128))
+    team: Mapped[str | None] = mapped_column(String(USERID_LENGTH))  # the manager's userid when computed
+    department: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | published
+    total: Mapped[str] = mapped_column(String(16))
+    grade: Mapped[str] = mapped_column(String(8))
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    computed_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+
+
+class Idp(Base):
+    """An individual development plan opened for a member by the results of consecutive months."""
+
+    __tablename__ = "idps"
+    __table_args__ = (UniqueConstraint("userid", "opened_for", name="uq_idps_user_period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    manager_userid: Mapped[str | None] = mapped_column(String(USERID_LENGTH))
+    opened_for: Mapped[str] = mapped_column(String(8))  # the published month that opened it
+    periods: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    totals: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class IdpItem(Base):
+    """One item of an IDP (training, mentorship, a review...), rendered from its kind."""
+
+    __tablename__ = "idp_items"
+    __table_args__ = (Index("ix_idp_items_idp", "idp_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idp_id: Mapped[int] = mapped_column(Integer, ForeignKey("idps.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    indicator: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]

@@ -1,0 +1,206 @@
+"""China's official working calendar (holidays, make-up workdays 调休) and the team dates derived from it (pure)."""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+from bot.config import SelfReviewConfig, WeeklyReportConfig
+
+log = logging.getLogger(__name__)
+
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# A holiday never runs longer than this (the Spring Festival with its weekends is about ten days),
+# so looking this far for the next workday always finds one.
+_LONGEST_BREAK = timedelta(days=40)
+_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+_warned_years: set[int] = set()
+_warn_lock = threading.Lock()
+
+
+def is_workday(day: date) -> bool:
+    """A working day in China: Monday to Friday unless a public holiday, plus make-up workdays (调休).
+
+    chinese_calendar only knows the years the State Council has published; outside them we fall back
+    to Monday-Friday and say so once per year in the log, because holidays will then be missed.
+    """
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        with _warn_lock:
+            if day.year not in _warned_years:
+                _warned_years.add(day.year)
+                log.warning("chinese_calendar has no holiday data for %s: treating Monday-Friday as workdays "
+                            "(upgrade chinese-calendar once the official calendar is published)", day.year)
+        return day.weekday() < 5
+
+
+def has_calendar_data(year: int) -> bool:
+    try:
+        chinese_calendar.is_workday(date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
+# -- weeks ---------------------------------------------------------------------------------------------
+def week_of(day: date) -> str:
+    """The ISO week a day belongs to, e.g. "2026-W48" (weeks run Monday to Sunday)."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def parse_week(text: str) -> tuple[int, int]:
+    match = _WEEK.fullmatch(text)
+    if not match:
+        raise ValueError(f"not an ISO week: {text!r}")
+    year, week = int(match.group(1)), int(match.group(2))
+    date.fromisocalendar(year, week, 1)  # raises ValueError for a week the year does not have
+    return year, week
+
+
+def week_days(week: str) -> list[date]:
+    year, number = parse_week(week)
+    monday = date.fromisocalendar(year, number, 1)
+    return [monday + timedelta(days=offset) for offset in range(7)]
+
+
+def shift_week(week: str, weeks: int) -> str:
+    return week_of(week_days(week)[0] + timedelta(weeks=weeks))
+
+
+def workdays_of_week(week: str) -> list[date]:
+    return [day for day in week_days(week) if is_workday(day)]
+
+
+def last_workday_of_week(week: str) -> date | None:
+    """The week's last workday (a make-up Saturday or Sunday counts); None for a week without one."""
+    days = workdays_of_week(week)
+    return days[-1] if days else None
+
+
+def last_workday_on_or_before(week: str, weekday: int) -> date | None:
+    """The week's last workday no later than the given weekday (0 = Monday); None if there is none."""
+    days = [day for day in workdays_of_week(week) if day.weekday() <= weekday]
+    return days[-1] if days else None
+
+
+# -- months --------------------------------------------------------------------------------------------
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_days(year: int, month: int) -> list[date]:
+    first = date(year, month, 1)
+    following = date(year + (month == 12), month % 12 + 1, 1)
+    return [first + timedelta(days=offset) for offset in range((following - first).days)]
+
+
+def workdays_of_month(year: int, month: int) -> list[date]:
+    return [day for day in month_days(year, month) if is_workday(day)]
+
+
+def last_workday_of_month(year: int, month: int) -> date | None:
+    return nth_workday_from_month_end(year, month, 1)
+
+
+def nth_workday_from_month_end(year: int, month: int, n: int) -> date | None:
+    """1 = the month's last workday, 2 = the one before it, ..."""
+    days = workdays_of_month(year, month)
+    return days[-n] if 1 <= n <= len(days) else None
+
+
+def nth_workday_of_month(year: int, month: int, n: int) -> date | None:
+    """1 = the month's first workday."""
+    days = workdays_of_month(year, month)
+    return days[n - 1] if 1 <= n <= len(days) else None
+
+
+# -- neighbours ----------------------------------------------------------------------------------------
+def next_workday(day: date) -> date:
+    """The first workday strictly after `day`."""
+    candidate = day + timedelta(days=1)
+    while not is_workday(candidate):
+        candidate += timedelta(days=1)
+        if candidate - day > _LONGEST_BREAK:  # pragma: no cover - a calendar this broken is a data bug
+            raise ValueError(f"no workday within {_LONGEST_BREAK.days} days after {day}")
+    return candidate
+
+
+def previous_workday(day: date) -> date:
+    """The last workday strictly before `day`."""
+    candidate = day - timedelta(days=1)
+    while not is_workday(candidate):
+        candidate -= timedelta(days=1)
+        if day - candidate > _LONGEST_BREAK:  # pragma: no cover
+            raise ValueError(f"no workday within {_LONGEST_BREAK.days} days before {day}")
+    return candidate
+
+
+def at_local(day: date, clock_time: time, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, clock_time, tzinfo=zone)
+
+
+# -- the team's cycles, as configured ------------------------------------------------------------------
+def weekly_prompt_day(week: str, rules: WeeklyReportConfig) -> date | None:
+    """The day the week's report is asked for; None when the week has no suitable workday."""
+    if rules.prompt_on == "last_workday":
+        return last_workday_of_week(week)
+    weekday = WEEKDAY_NAMES.index(rules.prompt_on.removeprefix("last_workday_before_"))
+    return last_workday_on_or_before(week, weekday)
+
+
+def weekly_deadline_day(week: str, rules: WeeklyReportConfig) -> date | None:
+    prompt_day = weekly_prompt_day(week, rules)
+    if prompt_day is None:
+        return None
+    return prompt_day if rules.deadline == "same_day" else next_workday(prompt_day)
+
+
+def weekly_prompt_time(week: str, rules: WeeklyReportConfig, zone: ZoneInfo) -> datetime | None:
+    day = weekly_prompt_day(week, rules)
+    return at_local(day, rules.prompt_at, zone) if day else None
+
+
+def weekly_deadline(week: str, rules: WeeklyReportConfig, zone: ZoneInfo) -> datetime | None:
+    day = weekly_deadline_day(week, rules)
+    return at_local(day, rules.deadline_at, zone) if day else None
+
+
+def week_prompted_on(day: date, rules: WeeklyReportConfig) -> str | None:
+    """The week whose prompt goes out on `day`, if any."""
+    week = week_of(day)
+    return week if weekly_prompt_day(week, rules) == day else None
+
+
+def week_due_on(day: date, rules: WeeklyReportConfig) -> str | None:
+    """The week whose reports are due on `day` (the day of its reminder and escalation), if any."""
+    if not is_workday(day):
+        return None
+    prompt_day = day if rules.deadline == "same_day" else previous_workday(day)
+    return week_prompted_on(prompt_day, rules)
+
+
+def review_prompt_day(year: int, month: int, rules: SelfReviewConfig) -> date | None:
+    return nth_workday_from_month_end(year, month, rules.prompt_on)
+
+
+def review_reminder_day(year: int, month: int, rules: SelfReviewConfig) -> date | None:
+    return nth_workday_from_month_end(year, month, rules.reminder_on)
+
+
+def month_prompted_on(day: date, rules: SelfReviewConfig) -> str | None:
+    return month_of(day) if review_prompt_day(day.year, day.month, rules) == day else None
+
+
+def month_reminded_on(day: date, rules: SelfReviewConfig) -> str | None:
+    return month_of(day) if review_reminder_day(day.year, day.month, rules) == day else None
+
+
+def end_of_day(day: date, zone: ZoneInfo) -> datetime:
+    return at_local(day, time(23, 59, 59), zone)
