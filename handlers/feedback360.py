@@ -1,0 +1,343 @@
+"""/360: feedback rounds, rater nomination and confirmation, the anonymous rating conversation, aggregate results."""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from bot import outbox
+from bot.feedback360 import (
+    CONVERSATION_TIMEOUT,
+    DEFAULT_DEADLINE_DAYS,
+    FLOW,
+    MIN_RATERS,
+    MIN_SHOWN,
+    Feedback360Error,
+    RatingState,
+    aggregate,
+    announce_close,
+    answer,
+    ask_next,
+    ask_view,
+    confirm,
+    decline,
+    invite_raters,
+    latest_closed_round,
+    may_confirm,
+    nominate,
+    nomination_of,
+    own_pending_ask,
+    parse_rating,
+    pending_asks,
+    progress,
+    require_open_round,
+    start_round,
+    resolve_people,
+    reviewers_of,
+    split_names,
+    subjects,
+    worked_with,
+)
+from bot.models import Feedback360Ask, Feedback360Nomination, Member
+from bot.okr import team_members
+from bot.outbox import Outgoing
+from bot.routing import Context, ConversationSpec, Role, Router
+from bot.schemes import load_scheme
+
+router = Router("feedback360")
+
+SKIP_WORDS = ("跳过", "不了解", "无法评价", "skip")
+NO_COMMENT_WORDS = ("无", "没有", "不写", "跳过", "skip", "-", "无评语")
+_DATE = re.compile(r"^(?:(\d{4})-)?(\d{1,2})-(\d{1,2})$")
+
+
+def _today(ctx: Context) -> date:
+    return ctx.now.astimezone(ctx.config.schedule.zone).date()
+
+
+def parse_deadline(text: str, today: date) -> date | None:
+    """ "2026-12-20" or "12-20" (the next such day); None when it is not a date."""
+    match = _DATE.match(text.strip())
+    if not match:
+        return None
+    year = int(match.group(1)) if match.group(1) else today.year
+    try:
+        day = date(year, int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return None
+    if not match.group(1) and day < today:
+        day = day.replace(year=year + 1)
+    return day
+
+
+@router.command("/360", "/互评", role=Role.MEMBER)
+def feedback(ctx: Context) -> None:
+    words = ctx.args.split()
+    action = words[0].lower() if words else ""
+    rest = words[1:]
+    if action in ("start", "发起"):
+        _start(ctx, rest)
+    elif action in ("close", "结束"):
+        _close(ctx)
+    elif action in ("raters", "nominate", "提名"):
+        _nominate_self(ctx, rest)
+    elif action in ("set", "指定"):
+        _set_for_member(ctx, rest)
+    elif action in ("confirm", "确认"):
+        _confirm_by_command(ctx, rest)
+    elif action in ("rate", "评价", "评分"):
+        if not ask_next(ctx.session, ctx.clock, ctx.person.userid, ctx.send_to):
+            raise Feedback360Error("nothing_to_rate")
+    elif action in ("result", "results", "结果"):
+        _results(ctx, rest)
+    elif action in ("status", "进度"):
+        _status(ctx)
+    elif action in ("help", "帮助"):
+        ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
+    elif not action:
+        if not ask_next(ctx.session, ctx.clock, ctx.person.userid, ctx.send_to):
+            _own_status(ctx)
+    else:
+        ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
+
+
+def _require(ctx: Context, role: Role, action: str) -> None:
+    if ctx.person.role < role:
+        raise Feedback360Error("admins_only", action=action)
+
+
+def _start(ctx: Context, words: list[str]) -> None:
+    _require(ctx, Role.ADMIN, "发起 360 反馈")
+    if not words:
+        ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
+        return
+    period, rest = words[0], words[1:]
+    today = _today(ctx)
+    deadline = today + timedelta(days=DEFAULT_DEADLINE_DAYS)
+    if rest and (parsed := parse_deadline(rest[0], today)) is not None:
+        deadline, rest = parsed, rest[1:]
+    elif rest and _DATE.match(rest[0]):
+        raise Feedback360Error("bad_deadline", text=rest[0])
+    round_, count = start_round(ctx.session, period=period, deadline=deadline, name=" ".join(rest),
+                                by=ctx.person.userid, scheme=load_scheme(ctx.config.appraisal.default_scheme),
+                                now=ctx.now, send=ctx.send_to)
+    ctx.reply("feedback360/round_started.txt.j2", round=round_, subjects=count)
+
+
+def _close(ctx: Context) -> None:
+    _require(ctx, Role.ADMIN, "结束 360 反馈")
+    round_ = require_open_round(ctx.session)
+    announce_close(ctx.session, round_, ctx.now, ctx.config.org.admins, ctx.send_to)
+
+
+def _nominate_self(ctx: Context, words: list[str]) -> None:
+    round_ = require_open_round(ctx.session)
+    subject = ctx.session.get(Member, ctx.person.userid)
+    if subject is None:
+        raise Feedback360Error("unknown_person", name=ctx.person.name)
+    if words:
+        raters, proposed_by = resolve_people(ctx.session, split_names(" ".join(words))), "member"
+    else:
+        raters, proposed_by = worked_with(ctx.session, subject.userid, ctx.now), "bot"
+        if len(raters) < MIN_RATERS:
+            raise Feedback360Error("not_enough_suggestions", count=len(raters),
+                                   names="、".join(m.name for m in raters))
+    nomination = nominate(ctx.session, round_, subject, raters, proposed_by=proposed_by, now=ctx.now)
+    reviewers = reviewers_of(ctx.session, subject.userid, ctx.config.org.admins)
+    names = [m.name for m in raters]
+    for reviewer in reviewers:
+        _send_nomination_card(ctx, reviewer, nomination, subject.name, names)
+    reviewer_names = {m.userid: m.name for m in ctx.session.scalars(select(Member).where(Member.userid.in_(reviewers)))}
+    ctx.reply("feedback360/nominated.txt.j2", raters=names, proposed_by=proposed_by,
+              reviewers=[reviewer_names.get(r, r) for r in reviewers])
+
+
+def _send_nomination_card(ctx: Context, reviewer: str, nomination: Feedback360Nomination, subject_name: str,
+                          raters: list[str]) -> None:
+    lines = ctx.render("feedback360/nomination_card.txt.j2", subject_name=subject_name, raters=raters,
+                       proposed_by=nomination.proposed_by).splitlines() + ["", "", ""]
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": lines[0][:26], "desc": lines[1][:30]},
+        "sub_title_text": lines[2][:160],
+        "task_id": f"f360_n{nomination.id}_{uuid.uuid4().hex}",
+        "button_list": [{"type": 0, "text": "确认", "style": 1, "key": f"360:confirm:{nomination.id}"}],
+    }
+    outbox.enqueue(ctx.session, f"{ctx.reply_key}:360-card:{reviewer}", Outgoing.card(reviewer, card), ctx.now)
+
+
+def _set_for_member(ctx: Context, words: list[str]) -> None:
+    _require(ctx, Role.MANAGER, "指定评价人")
+    round_ = require_open_round(ctx.session)
+    if len(words) < 2:
+        ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
+        return
+    subject = resolve_people(ctx.session, [words[0]])[0]
+    if not may_confirm(ctx.session, ctx.person, subject.userid):
+        raise Feedback360Error("not_reviewer", name=subject.name)
+    raters = resolve_people(ctx.session, split_names(" ".join(words[1:])))
+    nomination = nominate(ctx.session, round_, subject, raters, proposed_by="manager", now=ctx.now)
+    _confirm(ctx, nomination)
+
+
+def _confirm_by_command(ctx: Context, words: list[str]) -> None:
+    _require(ctx, Role.MANAGER, "确认评价人")
+    round_ = require_open_round(ctx.session)
+    if not words:
+        ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
+        return
+    subject = resolve_people(ctx.session, [words[0]])[0]
+    nomination = nomination_of(ctx.session, round_.id, subject.userid)
+    if nomination is None:
+        raise Feedback360Error("no_nomination", name=subject.name)
+    _confirm(ctx, nomination)
+
+
+def _confirm(ctx: Context, nomination: Feedback360Nomination) -> None:
+    subject = ctx.session.get(Member, nomination.subject)
+    subject_name = subject.name if subject else nomination.subject
+    if not may_confirm(ctx.session, ctx.person, nomination.subject):
+        raise Feedback360Error("not_reviewer", name=subject_name)
+    raters = confirm(ctx.session, nomination, ctx.person.userid, ctx.now)
+    names = {m.userid: m.name for m in ctx.session.scalars(select(Member).where(Member.userid.in_(raters)))}
+    rater_names = [names.get(r, r) for r in raters]
+    ctx.reply("feedback360/confirmed.txt.j2", audience="reviewer", subject_name=subject_name, raters=rater_names,
+              reviewer=ctx.person.name)
+    if nomination.subject != ctx.person.userid:
+        ctx.send_to(nomination.subject, "feedback360/confirmed.txt.j2", audience="subject",
+                    subject_name=subject_name, raters=rater_names, reviewer=ctx.person.name)
+    invite_raters(ctx.session, ctx.clock, raters, ctx.send_to)
+
+
+@router.card("360:")
+def confirm_by_card(ctx: Context) -> None:
+    _, action, raw_id = (ctx.update.event_key.split(":") + ["", ""])[:3]
+    nomination = ctx.session.get(Feedback360Nomination, int(raw_id)) if raw_id.isdigit() else None
+    if action != "confirm" or nomination is None:
+        ctx.reply("card_expired.txt.j2")
+        return
+    _confirm(ctx, nomination)
+
+
+def _results(ctx: Context, words: list[str]) -> None:
+    round_ = latest_closed_round(ctx.session)
+    if round_ is None:
+        raise Feedback360Error("no_closed_round")
+    scope = "own"
+    if not words:
+        people = [ctx.person.userid]
+    elif words[0].lower() in ("team", "团队"):
+        if ctx.person.role < Role.MANAGER:
+            raise Feedback360Error("not_allowed_result", manager=False)
+        people = [m.userid for m in (subjects(ctx.session) if ctx.person.role >= Role.ADMIN
+                                     else team_members(ctx.session, ctx.person.userid))]
+        scope = "team"
+    else:
+        people = [m.userid for m in resolve_people(ctx.session, words)]
+        for userid in people:
+            if userid != ctx.person.userid and not may_confirm(ctx.session, ctx.person, userid):
+                raise Feedback360Error("not_allowed_result", manager=ctx.person.role >= Role.MANAGER)
+        scope = "member"
+    results = [aggregate(ctx.session, round_, userid) for userid in people]
+    ctx.reply("feedback360/result.txt.j2", round_name=round_.name, indicator=round_.indicator_name,
+              results=results, min_shown=MIN_SHOWN, scope=scope)
+
+
+def _status(ctx: Context) -> None:
+    _require(ctx, Role.MANAGER, "查看 360 进度")
+    round_ = require_open_round(ctx.session)
+    if ctx.person.role >= Role.ADMIN:
+        counts, scope = progress(ctx.session, round_), "all"
+    else:
+        counts, scope = progress(ctx.session, round_, [m.userid for m in team_members(ctx.session, ctx.person.userid)]), "team"
+    ctx.reply("feedback360/status.txt.j2", round=round_, progress=counts, scope=scope)
+
+
+def _own_status(ctx: Context) -> None:
+    round_ = require_open_round(ctx.session)
+    nomination = nomination_of(ctx.session, round_.id, ctx.person.userid)
+    raters: list[str] = []
+    if nomination is not None:
+        names = {m.userid: m.name for m in ctx.session.scalars(
+            select(Member).where(Member.userid.in_(nomination.raters)))}
+        raters = [names.get(r, r) for r in nomination.raters]
+    suggestions = [m.name for m in worked_with(ctx.session, ctx.person.userid, ctx.now)] if nomination is None else []
+    ctx.reply("feedback360/own_status.txt.j2", round=round_, nomination=nomination, raters=raters,
+              suggestions=suggestions)
+
+
+# -- the rating conversation ----------------------------------------------------------------------------------
+
+def _subject_name(ctx: Context, ask_id: int) -> str:
+    ask = ctx.session.get(Feedback360Ask, ask_id)
+    if ask is None:
+        return ""
+    return ask_view(ctx.session, ask)["subject_name"]
+
+
+def _ending_on_refusal(handler: Callable[[Context], None]) -> Callable[[Context], None]:
+    """A refused answer (the round closed meanwhile, the ask was answered) ends the conversation too."""
+    def run(ctx: Context) -> None:
+        try:
+            handler(ctx)
+        except Feedback360Error:
+            ctx.conversation.end()
+            raise
+    return run
+
+
+@_ending_on_refusal
+def on_rating(ctx: Context) -> None:
+    ask_id = int(ctx.conversation.data["ask_id"])
+    own_pending_ask(ctx.session, ask_id, ctx.person.userid)  # the round may have closed since the question
+    text = ctx.update.content.strip()
+    if text.lower() in SKIP_WORDS:
+        decline(ctx.session, ask_id, ctx.person.userid)
+        _next_or_done(ctx, _subject_name(ctx, ask_id), declined=True)
+        return
+    rating = parse_rating(text)
+    if rating is None:
+        ctx.reply("feedback360/rating_invalid.txt.j2")
+        return
+    # The rating waits in the rater's own conversation until the comment; it is never echoed back.
+    ctx.conversation.move(RatingState.COMMENT, timeout=CONVERSATION_TIMEOUT, rating=rating)
+    ctx.reply("feedback360/comment_prompt.txt.j2", subject_name=_subject_name(ctx, ask_id))
+
+
+@_ending_on_refusal
+def on_comment(ctx: Context) -> None:
+    data = ctx.conversation.data
+    ask_id = int(data["ask_id"])
+    text = ctx.update.content.strip()
+    comment = None if text.lower() in NO_COMMENT_WORDS else text
+    answer(ctx.session, ask_id, ctx.person.userid, int(data["rating"]), comment)
+    _next_or_done(ctx, _subject_name(ctx, ask_id), declined=False)
+
+
+def _next_or_done(ctx: Context, subject_name: str, *, declined: bool) -> None:
+    more = bool(pending_asks(ctx.session, ctx.person.userid))
+    ctx.reply("feedback360/rating_saved.txt.j2", subject_name=subject_name, declined=declined, more=more)
+    if not ask_next(ctx.session, ctx.clock, ctx.person.userid, ctx.send_to):
+        ctx.conversation.end()
+
+
+def _keep_given_rating(ctx: Context) -> None:
+    """A rating given before /cancel or a timeout is kept (without a comment), as everything typed is."""
+    data = ctx.conversation.data
+    if ctx.conversation.state == RatingState.COMMENT and "rating" in data:
+        try:
+            answer(ctx.session, int(data["ask_id"]), ctx.person.userid, int(data["rating"]), None)
+        except Feedback360Error:
+            pass  # the round closed or the ask was answered meanwhile: nothing to keep
+
+
+RATING_CONVERSATION = router.conversation(ConversationSpec(
+    name=FLOW,
+    states={RatingState.RATING: on_rating, RatingState.COMMENT: on_comment},
+    on_cancel=_keep_given_rating,
+    on_timeout=_keep_given_rating,
+    timeout=CONVERSATION_TIMEOUT,
+))

@@ -1,0 +1,244 @@
+"""OKR end to end: a department objective, two members' KRs, approval, progress, quarter-end scores into an indicator."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.db import transaction
+from bot.indicator_sources import collect_values, member_values, okr_averages
+from bot.models import OkrKeyResult, OkrProgress
+from bot.okr import (
+    KrView,
+    ObjectiveView,
+    OkrError,
+    open_krs_for,
+    parse_kr_text,
+    parse_number,
+    quarter_close_period,
+    record_kr_progress,
+)
+from bot.routing import Person, Role
+from bot.schedule import JobRunner
+from bot.templates import render
+from scoring import MemberData, check_scheme, compute_results
+from tests.harness import BotEnv, Chat
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+D = Decimal
+
+OKR_SCHEME = """
+[scheme]
+key = "okr-test"
+name = "OKR 方案（测试）"
+
+[[indicators]]
+key = "okr_score"
+name = "OKR 达成"
+dimension = "performance"
+weight = 75
+cycle = "quarter"
+source = "okr"
+rule = { type = "bands", points = [[0, 0], [1, 100]] }
+
+[[indicators]]
+key = "collaboration"
+name = "跨部门协作评分"
+dimension = "behavior"
+weight = 25
+cycle = "year"
+source = "360"
+rule = { type = "bands", points = [[1, 20], [5, 100]] }
+"""
+
+
+def number_after(prefix: str, text: str) -> int:
+    match = re.search(prefix + r"(\d+)", text)
+    assert match, f"no {prefix}<n> in {text!r}"
+    return int(match.group(1))
+
+
+def card_to(chat: Chat, userid: str) -> dict[str, Any]:
+    message = chat.expect(userid)[0]
+    assert message.msgtype == "template_card", message
+    return message.payload
+
+
+def test_objective_krs_approval_progress_and_quarter_scores(bot_env: BotEnv) -> None:
+    chat = bot_env.chat
+    chat.send("lina", "/okr objective add 提升用户复购率")
+    added = chat.expect_text("lina")
+    objective = number_after("O", added)
+    assert "2026-Q4" in added and "社群一组" in added
+
+    chat.send("zhangwei", "/okr")
+    tree = chat.expect_text("zhangwei")
+    assert f"O{objective} 提升用户复购率" in tree and "暂无 KR" in tree
+
+    chat.send("zhangwei", f"/kr add O{objective} 策划会员专属活动 2场")
+    reply = chat.expect_text("zhangwei")
+    kr_events = number_after("KR", reply)
+    assert "目标 2场" in reply and "李娜" in reply
+    card = card_to(chat, "lina")
+    assert card["card_type"] == "button_interaction" and "张伟" in card["main_title"]["title"]
+    assert [b["key"] for b in card["button_list"]] == [f"okr:approve:{kr_events}", f"okr:return:{kr_events}"]
+
+    chat.send("yangfan", f"/kr add {objective} 复购率提升 15%")
+    kr_rate = number_after("KR", chat.expect_text("yangfan"))
+    card_to(chat, "lina")
+
+    chat.send("zhaolei", f"/kr add O{objective} 社群拉新 100人")  # 社群二组 cannot align to 社群一组's objective
+    assert "不属于你所在的部门" in chat.expect_text("zhaolei")
+    chat.send("zhangwei", f"/kr progress {kr_events} 1")  # not approved yet
+    assert "还没有被主管批准" in chat.expect_text("zhangwei")
+
+    # The manager approves one by the card and sends the other back by command; the member fixes it.
+    chat.click("lina", f"okr:approve:{kr_events}", card["task_id"])
+    assert f"已批准 张伟 的 KR{kr_events}" in chat.expect_text("lina")
+    assert "李娜 已批准你的 KR" in chat.expect_text("zhangwei")
+    chat.send("wangqiang", f"/kr approve {kr_rate}")  # another team's manager may not
+    assert "只有" in chat.expect_text("wangqiang")
+    chat.send("lina", f"/kr return {kr_rate} 请写清楚是会员复购率")
+    assert "已退回" in chat.expect_text("lina")
+    returned = chat.expect_text("yangfan")
+    assert "退回" in returned and "请写清楚是会员复购率" in returned
+    chat.send("yangfan", f"/kr edit {kr_rate} 会员复购率提升 15%")
+    assert "已修改" in chat.expect_text("yangfan")
+    card_to(chat, "lina")
+    chat.send("lina", f"/kr approve {kr_rate}")
+    chat.expect("lina")
+    chat.expect("yangfan")
+
+    # Progress: by command, and the way the weekly report records it.
+    chat.send("zhangwei", f"/kr progress KR{kr_events} 1 首场会员日已办")
+    assert "1/2场（50%）" in chat.expect_text("zhangwei")
+    with transaction(bot_env.bot.sessions) as session:
+        (open_kr,) = open_krs_for(session, "yangfan", bot_env.clock.now().date())
+        assert open_kr.id == kr_rate and open_kr.progress_percent == 0
+        question = render("okr/weekly_kr_question.txt.j2", kr=open_kr, index=1, total=1)
+        assert "会员复购率提升" in question and "目标 15%" in question
+        view = record_kr_progress(session, kr_rate, D(12), "会员日复购 12%", bot_env.clock.now(), by="yangfan")
+        assert view.progress_percent == 80
+        sources = [p.source for p in session.scalars(select(OkrProgress).order_by(OkrProgress.id))]
+    assert sources == ["command", "weekly_report"]
+    chat.send("zhangwei", f"/kr progress {kr_rate} 13")
+    assert "不是你的关键结果" in chat.expect_text("zhangwei")
+
+    chat.send("lina", "/okr team")
+    team = chat.expect("lina")[0]
+    assert team.msgtype == "markdown"
+    assert "策划会员专属活动 · 张伟" in team.payload["content"] and "会员复购率提升 · 杨帆" in team.payload["content"]
+    assert "12/15%（80%）" in team.payload["content"]
+    chat.send("zhangwei", "/okr dept")
+    assert "杨帆" in chat.expect_text("zhangwei")
+    chat.send("zhangwei", "/okr team")
+    assert "只有主管或绩效管理员可以查看团队 OKR" in chat.expect_text("zhangwei")
+
+    # Quarter end: each approved KR gets its score, the members are told, the indicator picks up the mean.
+    new_year = datetime(2027, 1, 1, 8, 55, tzinfo=SHANGHAI)
+    assert quarter_close_period(new_year, bot_env.config) == "2026-Q4"
+    assert quarter_close_period(datetime(2027, 1, 9, 8, 55, tzinfo=SHANGHAI), bot_env.config) is None
+    bot_env.clock.set(new_year)
+    result = JobRunner(bot_env.bot).run("okr_quarter_close", new_year)
+    assert result.ran and result.period == "2026-Q4" and "2 个已批准的 KR" in result.detail
+    assert "→ 0.50" in chat.expect_text("zhangwei") and "平均得分：0.80" in chat.expect_text("yangfan")
+    assert JobRunner(bot_env.bot).run("okr_quarter_close", new_year).detail == "already_ran"
+    chat.send("zhangwei", f"/kr progress {kr_events} 2")
+    assert "已在 2026-Q4 季末评分" in chat.expect_text("zhangwei")
+
+    scheme, problems = check_scheme(OKR_SCHEME)
+    assert scheme is not None and not [p for p in problems if p.severity.value == "error"]
+    with transaction(bot_env.bot.sessions) as session:
+        found = collect_values(session, {"zhangwei": scheme, "yangfan": scheme, "zhaolei": scheme}, "2026-Q4")
+        assert okr_averages(session, ["zhangwei", "yangfan"], "2026") == {"zhangwei": D("0.50"),
+                                                                           "yangfan": D("0.80")}
+    assert found == {("zhangwei", "okr_score", "2026-Q4"): D("0.50"), ("yangfan", "okr_score", "2026-Q4"): D("0.80")}
+    results = compute_results(scheme, "2026-Q4", [MemberData(u, "一组", "社群运营部", values=member_values(found, u))
+                                                  for u in ("zhangwei", "yangfan")])
+    assert results.get("zhangwei").indicator("okr_score").score == D("50.00")
+    assert results.get("yangfan").total == D("80.00")  # the only indicator of a quarter here
+    with transaction(bot_env.bot.sessions) as session:
+        scores = {kr.owner: kr.score for kr in session.scalars(select(OkrKeyResult))}
+    assert scores == {"zhangwei": D("0.50"), "yangfan": D("0.80")}
+
+
+def test_kr_text_and_numbers_are_read_as_people_write_them() -> None:
+    assert parse_kr_text("策划会员专属活动 2场") == ("策划会员专属活动", D(2), "场")
+    assert parse_kr_text("复购率提升15%") == ("复购率提升", D(15), "%")
+    assert parse_kr_text("策划2场会员活动，目标：3 场") == ("策划2场会员活动", D(3), "场")
+    assert parse_kr_text("用户访谈 30") == ("用户访谈", D(30), "")
+    for bad in ("没有数字", "12", "目标 0场"):
+        with pytest.raises(OkrError):
+            parse_kr_text(bad)
+    assert parse_number("3场") == D(3) and parse_number("12.5%") == D("12.5") and parse_number("1,200") == D(1200)
+    assert parse_number("跳过") is None
+
+
+def test_only_managers_add_objectives_and_admins_may_pick_the_department(bot_env: BotEnv) -> None:
+    chat = bot_env.chat
+    chat.send("zhangwei", "/okr objective add 我的目标")
+    assert "只有主管或绩效管理员可以添加部门目标" in chat.expect_text("zhangwei")
+    chat.send("zhoumin", "/okr objective add @社群二组 2027-Q1 新客转化提升")
+    reply = chat.expect_text("zhoumin")
+    assert "2027-Q1" in reply and "社群二组" in reply
+    chat.send("zhaolei", "/okr 2027-Q1")
+    assert "新客转化提升" in chat.expect_text("zhaolei")
+    chat.send("zhangwei", "/kr")
+    assert "/kr add O目标编号" in chat.expect_text("zhangwei")
+
+
+KR = KrView(id=7, title="策划会员专属活动", owner="zhangwei", owner_name="张伟", target=D("2.00"), unit="场",
+            current=D("1.00"), status="approved", score=None, review_note=None, objective_id=3,
+            objective_title="提升用户复购率", quarter="2026-Q4")
+RETURNED = KrView(id=8, title="复购率提升", owner="yangfan", owner_name="杨帆", target=D(15), unit="%",
+                  current=D(0), status="returned", score=None, review_note="请写清楚是会员复购率", objective_id=3,
+                  objective_title="提升用户复购率", quarter="2026-Q4")
+SCORED = KrView(id=7, title="策划会员专属活动", owner="zhangwei", owner_name="张伟", target=D(2), unit="场",
+                current=D(1), status="approved", score=D("0.50"), review_note=None, objective_id=3,
+                objective_title="提升用户复购率", quarter="2026-Q4")
+LINA = Person("lina", "李娜", Role.MANAGER, "zhoumin", (3,))
+ZHANG = Person("zhangwei", "张伟", Role.MEMBER, "lina", (3,))
+TREE = [ObjectiveView(3, "提升用户复购率", "社群一组", "2026-Q4", (KR, RETURNED)),
+        ObjectiveView(4, "提高社群活跃度", "社群运营部", "2026-Q4", ())]
+
+TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "okr/error.txt.j2": ({"code": "objective_not_aligned", "p": {"id": 3, "title": "提升用户复购率"}},
+                         ("O3「提升用户复购率」不属于你所在的部门",)),
+    "okr/tree.md.j2": ({"scope": "team", "quarter": "2026-Q4", "objectives": TREE, "person": LINA},
+                       ("**2026-Q4 OKR · 李娜的团队**", "KR7 策划会员专属活动 · 张伟", "1/2场（50%）· 已批准",
+                        "退回原因：请写清楚是会员复购率", "暂无 KR")),
+    "okr/objective_added.txt.j2": ({"objective": TREE[0], "department": "社群一组"},
+                                   ("O3「提升用户复购率」（社群一组）", "/kr add O3")),
+    "okr/kr_submitted.txt.j2": ({"kr": KR, "edited": False, "approvers": ["李娜"]},
+                                ("已添加 KR7「策划会员专属活动」，目标 2场", "已提交给 李娜 批准")),
+    "okr/approval_card.txt.j2": ({"kr": KR}, ("张伟 的 KR 待批准\n对齐 O3 提升用户复购率",)),
+    "okr/kr_reviewed.txt.j2": ({"kr": RETURNED, "reviewer": "李娜"},
+                               ("李娜 退回了你的 KR8", "原因：请写清楚是会员复购率", "/kr edit 8")),
+    "okr/review_done.txt.j2": ({"kr": KR}, ("已批准 张伟 的 KR7",)),
+    "okr/progress_recorded.txt.j2": ({"kr": KR}, ("1/2场（50%）",)),
+    "okr/kr_usage.txt.j2": ({"person": ZHANG, "krs": [KR]}, ("/kr add O目标编号", "KR7 策划会员专属活动　1/2场 · 已批准")),
+    "okr/weekly_kr_question.txt.j2": ({"kr": KR, "index": 1, "total": 2},
+                                      ("KR 进展（1/2）", "目标 2场，目前记录 1场（50%）", "现在达到多少（场）")),
+    "okr/quarter_scores.txt.j2": ({"quarter": "2026-Q4", "krs": [SCORED], "average": "0.50"},
+                                  ("2026-Q4 已结束", "1/2场 → 0.50", "平均得分：0.50")),
+    "okr/quarter_closed.txt.j2": ({"quarter": "2026-Q4", "scored": 2, "members": 2}, ("2 个已批准的 KR",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATE_CASES))
+def test_okr_templates_render(name: str) -> None:
+    variables, fragments = TEMPLATE_CASES[name]
+    text = render(name, **variables)
+    for fragment in fragments:
+        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert not re.search(r"\n\s*\n\s*\n", text), f"{name} has runs of blank lines: {text!r}"
+
+
+def test_every_okr_template_has_a_case() -> None:
+    from bot.templates import template_names
+    assert {n for n in template_names() if n.startswith("okr/")} == set(TEMPLATE_CASES)

@@ -1,0 +1,491 @@
+"""WeCom customer-contact statistics end to end: the nightly pull, stored days, derived metrics, guardrails, 48002."""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import demo_stats
+from bot.cli import main
+from bot.config import ConfigError, load_config, parse_config
+from bot.db import transaction
+from bot.demo_org import DEMO_PEOPLE
+from bot.fake_wecom import FakeWeCom
+from bot.indicator_sources import (
+    DataFlag,
+    collect_values,
+    data_quality_flags,
+    member_values,
+    needs_for,
+    source_kind,
+    wecom_metrics,
+)
+from bot.models import OutboxMessage, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
+from bot.schedule import JobRunner, job_by_id
+from bot.schemes import load_scheme
+from bot.templates import render
+from bot.wecom_stats import (
+    BEHAVIOR_PATH,
+    CUSTOMERS_PATH,
+    GROUP_PATH,
+    WECOM_ZONE,
+    StatsNotPermitted,
+    SyncReport,
+    sync_stats,
+)
+from scoring import MemberData, check_scheme, compute_results
+from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, BotEnv
+
+TODAY = date(2026, 11, 27)  # the harness clock's day
+D = Decimal
+MEMBERS = sorted(person.userid for person in DEMO_PEOPLE)
+
+
+def day_start(day: date) -> int:
+    return int(datetime.combine(day, time(0), WECOM_ZONE).timestamp())
+
+
+def count(env: BotEnv, model: type, *where: Any) -> int:
+    with transaction(env.bot.sessions) as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def sync(env: BotEnv, first: date, last: date, userids: list[str] | None = None) -> SyncReport:
+    with transaction(env.bot.sessions) as session:
+        return sync_stats(session, env.bot.client, userids or MEMBERS, first, last, now=env.clock.now())
+
+
+# -- the nightly job -------------------------------------------------------------------------------------------
+
+def test_the_nightly_job_stores_each_members_days_with_one_call_per_member(bot_env: BotEnv) -> None:
+    demo_stats.populate(bot_env.fake, TODAY)
+    bot_env.fake.set_customer_count("sunyue", 0)  # WeCom answers 84061 for a member without customers
+    result = JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now())
+    assert result.ran and result.period == "2026-11-27"
+
+    calls = bot_env.fake.calls(BEHAVIOR_PATH)
+    assert len(calls) == len(MEMBERS)  # one call per member: several userids would come back summed
+    assert sorted(call.body["userid"][0] for call in calls) == MEMBERS
+    assert all(len(call.body["userid"]) == 1 for call in calls)
+    # yesterday and the three days before it, which WeCom may still correct
+    assert {(call.body["start_time"], call.body["end_time"]) for call in calls} == {
+        (day_start(date(2026, 11, 23)), day_start(date(2026, 11, 26)))}
+    group_calls = bot_env.fake.calls(GROUP_PATH)
+    assert len(group_calls) == 4  # one per day (a stock like member_total cannot be summed over days)
+    assert all(sorted(call.body["owner_filter"]["userid_list"]) == MEMBERS for call in group_calls)
+    assert len(bot_env.fake.calls(CUSTOMERS_PATH)) == len(MEMBERS)
+
+    assert count(bot_env, WeComBehaviorDay) == 4 * len(MEMBERS)
+    assert count(bot_env, WeComGroupDay) == 4 * len(MEMBERS)
+    behavior, groups, customers = demo_stats.daily_figures("yangfan", TODAY)
+    with transaction(bot_env.bot.sessions) as session:
+        row = session.get(WeComBehaviorDay, ("yangfan", date(2026, 11, 26)))
+        expected = behavior[date(2026, 11, 26)]
+        assert (row.new_contact_cnt, row.negative_feedback_cnt, row.chat_cnt, row.avg_reply_time) == (
+            expected["new_contact_cnt"], expected["negative_feedback_cnt"], expected["chat_cnt"],
+            D(expected["avg_reply_time"]))
+        group = session.get(WeComGroupDay, ("zhaolei", date(2026, 11, 25)))
+        assert group.member_total == demo_stats.daily_figures("zhaolei", TODAY)[1][date(2026, 11, 25)]["member_total"]
+        snapshots = {r.userid: r.customers for r in session.scalars(
+            select(WeComCustomerCount).where(WeComCustomerCount.as_of == date(2026, 11, 26)))}
+    assert snapshots["yangfan"] == customers and snapshots["sunyue"] == 0
+    assert "个人数据 44 条" in result.detail
+
+    # The next day re-pulls the overlap: a figure WeCom corrected meanwhile is replaced, nothing is duplicated.
+    bot_env.fake.set_behavior_data("zhangwei", date(2026, 11, 25), new_contact_cnt=99)
+    bot_env.clock.advance(days=1)
+    assert JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now()).ran
+    with transaction(bot_env.bot.sessions) as session:
+        assert session.get(WeComBehaviorDay, ("zhangwei", date(2026, 11, 25))).new_contact_cnt == 99
+    assert count(bot_env, WeComBehaviorDay) == 5 * len(MEMBERS)  # Nov 23 … Nov 27
+    assert JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now()).detail == "already_ran"
+
+
+def test_the_job_has_a_time_off_the_half_hour_and_can_be_switched_off(bot_env: BotEnv) -> None:
+    from dataclasses import replace
+    spec = job_by_id("wecom_stats_sync")
+    fire = spec.trigger(bot_env.config).get_next_fire_time(None, bot_env.clock.now().astimezone(WECOM_ZONE))
+    assert (fire.hour, fire.minute) == (7, 20)
+    off = replace(bot_env.config, wecom_stats=replace(bot_env.config.wecom_stats, enabled=False))
+    assert spec.period_of(datetime(2026, 11, 27, 7, 20, tzinfo=WECOM_ZONE), off) is None
+
+
+# -- derived metrics -------------------------------------------------------------------------------------------
+
+def load_october_by_hand(fake: FakeWeCom) -> None:
+    """zhangwei's figures, simple enough to work out the month by hand (see the test below)."""
+    day = date(2026, 10, 1)
+    while day <= date(2026, 11, 26):
+        fields: dict[str, Any] = {"new_contact_cnt": 3, "negative_feedback_cnt": 1, "chat_cnt": 10, "message_cnt": 40,
+                                  "avg_reply_time": 30 if day.day <= 15 else 10,
+                                  "reply_percentage": 80.0 if day.day <= 15 else 100.0}
+        if day == date(2026, 10, 10):
+            fields["new_contact_cnt"] = 13
+        if day == date(2026, 10, 20):
+            fields.update(chat_cnt=0, message_cnt=0)
+            del fields["avg_reply_time"], fields["reply_percentage"]
+        fake.set_behavior_data("zhangwei", day, **fields)
+        day += timedelta(days=1)
+    fake.set_group_statistic("zhangwei", date(2026, 9, 30), member_total=500, chat_total=5)
+    for number in range(1, 32):
+        total = 500 + 2 * number if number <= 30 else 532  # 4 join and 2 leave a day; Oct 31: 4 join, 32 leave
+        fake.set_group_statistic("zhangwei", date(2026, 10, number), new_member_cnt=4, member_total=total,
+                                 member_has_msg=30, msg_total=90, chat_total=5, chat_has_msg=3)
+    fake.set_customer_count("zhangwei", 524)  # now, i.e. at the end of Nov 26
+
+
+def test_a_months_metrics_equal_the_values_worked_out_by_hand(bot_env: BotEnv) -> None:
+    load_october_by_hand(bot_env.fake)
+    report = sync(bot_env, date(2026, 9, 30), date(2026, 11, 26), ["zhangwei"])
+    assert report.behavior_rows == 58 and report.customer_snapshots == 1
+    assert len(bot_env.fake.calls(BEHAVIOR_PATH)) == 2  # 58 days: two calls of at most 30 days
+    with transaction(bot_env.bot.sessions) as session:
+        values = wecom_metrics(session, ["zhangwei"], date(2026, 10, 1), date(2026, 10, 31))["zhangwei"]
+    assert values == {
+        "new_contacts": D(103),                  # 31 × 3 + 10 more on Oct 10
+        "lost_contacts": D(31),
+        "net_follower_growth": D(72),
+        # 524 at the end of Nov 26, less Nov 1-26 (26 × 2) and October (72): 400 at the end of Sep 30
+        "customers_at_start": D(400),
+        "net_follower_growth_rate": D("18.00"),  # 100 × 72 / 400
+        "chats": D(300),                         # 30 days × 10; Oct 20 had none
+        "messages_sent": D(1200),
+        "avg_reply_time": D("20.00"),            # (15 × 10 × 30 + 15 × 10 × 10) / 300
+        "reply_rate": D("90.00"),                # (15 × 10 × 80 + 15 × 10 × 100) / 300
+        "group_new_members": D(124),             # 31 × 4
+        "group_messages": D(2790),
+        "group_members_at_start": D(500),
+        "group_members_lost": D(92),             # 500 + 124 − 532
+        "group_quit_rate": D("18.40"),           # 100 × 92 / 500
+        # 100 × 31 × 30 / (Σ(500 + 2d) for d = 1..30 + 532) = 100 × 930 / 16462 = 5.649…
+        "group_speaking_rate": D("5.65"),
+    }
+
+
+def test_seed_executor_scores_wecom_indicators_with_no_manual_entry(bot_env: BotEnv) -> None:
+    load_october_by_hand(bot_env.fake)
+    sync(bot_env, date(2026, 9, 30), date(2026, 11, 26), ["zhangwei"])
+    scheme = load_scheme("seed-executor")
+    with transaction(bot_env.bot.sessions) as session:
+        found = collect_values(session, {"zhangwei": scheme}, "2026-10")
+    assert found == {
+        ("zhangwei", "net_follower_growth_rate", "2026-10"): D("18.00"),
+        ("zhangwei", "response_time", "2026-10"): D("20.00"),  # source wecom.avg_reply_time
+        ("zhangwei", "group_quit_rate", "2026-10"): D("18.40"),
+        ("zhangwei", "group_speaking_rate", "2026-10"): D("5.65"),
+    }
+    result = compute_results(scheme, "2026-10", [MemberData("zhangwei", "一组", "社群运营部",
+                                                            values=member_values(found, "zhangwei"))]).get("zhangwei")
+    growth = result.indicator("net_follower_growth_rate")
+    # 18 / 5 = 360 % → capped at 120; quit rate 18.4 > 15 and speaking rate 5.65 < 10 take 20 each
+    assert growth.score == D("80.00")
+    assert sorted((d.metric, d.points) for d in growth.deductions) == [("group_quit_rate", D(20)),
+                                                                       ("group_speaking_rate", D(20))]
+    # 20 minutes between the bands (15, 90) and (30, 75): 90 − 5 × 15 / 15 = 85
+    assert result.indicator("response_time").score == D("85.00")
+
+
+WECOM_ONLY_SCHEME = """
+[scheme]
+key = "wecom-only"
+name = "客户联系岗（测试）"
+
+[[metrics]]
+key = "group_quit_rate"
+name = "退群率"
+[[metrics]]
+key = "group_speaking_rate"
+name = "发言率"
+
+[[indicators]]
+key = "growth"
+name = "粉丝净增长率"
+dimension = "performance"
+weight = 30
+cycle = "month"
+source = "wecom.net_follower_growth_rate"
+target = 5
+rule = { type = "ratio", cap = 120 }
+[[indicators.guardrails]]
+metric = "group_quit_rate"
+op = ">"
+threshold = 15
+deduct = 20
+[[indicators.guardrails]]
+metric = "group_speaking_rate"
+op = "<"
+threshold = 10
+deduct = 20
+
+[[indicators]]
+key = "reply_time"
+name = "问题响应时效"
+dimension = "performance"
+weight = 25
+cycle = "month"
+source = "wecom.avg_reply_time"
+direction = "lower"
+rule = { type = "bands", points = [[5, 100], [15, 90], [30, 75], [60, 50], [120, 0]] }
+
+[[indicators]]
+key = "reply_rate"
+name = "回复率"
+dimension = "performance"
+weight = 20
+cycle = "month"
+source = "wecom.reply_rate"
+target = 90
+rule = { type = "ratio", cap = 110 }
+
+[[indicators]]
+key = "collaboration"
+name = "跨部门协作评分"
+dimension = "behavior"
+weight = 25
+cycle = "year"
+source = "360"
+rule = { type = "bands", points = [[1, 20], [5, 100]] }
+"""
+
+
+def test_the_demo_team_zombie_groups_lose_the_guardrail_points_and_the_slow_responder_the_time(
+        bot_env: BotEnv) -> None:
+    demo_stats.populate(bot_env.fake, TODAY)
+    report = sync(bot_env, date(2026, 9, 30), date(2026, 11, 26))
+    assert report.stopped is None and not report.failed and not report.skipped
+    schemes = {person.userid: load_scheme(person.scheme) for person in DEMO_PEOPLE}
+    with transaction(bot_env.bot.sessions) as session:
+        found = collect_values(session, schemes, "2026-10")
+    members = [MemberData(p.userid, str(p.department), "社群运营部", values=member_values(found, p.userid))
+               for p in DEMO_PEOPLE]
+    by_scheme: dict[str, Any] = {}
+    for person, data in zip(DEMO_PEOPLE, members):
+        results = compute_results(schemes[person.userid], "2026-10", [data])
+        by_scheme[person.userid] = results.get(person.userid)
+    zhaolei, yangfan = by_scheme["zhaolei"].indicator("net_follower_growth_rate"), \
+        by_scheme["yangfan"].indicator("net_follower_growth_rate")
+    assert yangfan.score == D("120.00") and yangfan.deductions == ()  # strong, genuine growth
+    assert {d.metric for d in zhaolei.deductions} == {"group_quit_rate", "group_speaking_rate"}
+    assert zhaolei.score == D("80.00")  # he grows too, but his groups empty out and nobody speaks
+    for userid in MEMBERS:
+        if userid != "zhaolei":
+            assert by_scheme[userid].indicator("net_follower_growth_rate").deductions == (), userid
+    assert found[("zhaolei", "group_quit_rate", "2026-10")] > 15
+    slow = by_scheme["wuhao"].indicator("response_time")
+    assert found[("wuhao", "response_time", "2026-10")] > 80 and slow.score < 40
+    assert by_scheme["yangfan"].indicator("response_time").score > 90
+
+    scheme, problems = check_scheme(WECOM_ONLY_SCHEME)
+    assert scheme is not None and not [p for p in problems if p.severity.value == "error"]
+    with transaction(bot_env.bot.sessions) as session:
+        only = collect_values(session, {"zhangwei": scheme, "zhaolei": scheme}, "2026-10")
+    results = compute_results(scheme, "2026-10", [MemberData(u, "t", "d", values=member_values(only, u))
+                                                  for u in ("zhangwei", "zhaolei")])
+    assert results.get("zhangwei").complete and results.get("zhaolei").complete  # nothing typed in
+    assert results.get("zhaolei").indicator("growth").score == D("80.00")
+
+
+def test_a_burst_of_follows_then_deletions_goes_to_the_data_quality_check(bot_env: BotEnv) -> None:
+    demo_stats.populate(bot_env.fake, TODAY)
+    sync(bot_env, date(2026, 10, 1), date(2026, 10, 30))
+    sync(bot_env, date(2026, 10, 31), date(2026, 11, 26))
+    schemes = {person.userid: load_scheme("seed-executor") for person in DEMO_PEOPLE}
+    with transaction(bot_env.bot.sessions) as session:
+        flags = data_quality_flags(session, schemes, "2026-11", today=TODAY)
+        october = data_quality_flags(session, MEMBERS, "2026-10", today=TODAY)
+    assert [(f.userid, f.kind) for f in flags] == [("sunyue", "contact_burst")]
+    assert flags[0].detail["day"] == TODAY - timedelta(days=20) and flags[0].detail["new_contacts"] == 80
+    assert october == []
+    text = render("wecom_stats/data_quality.txt.j2", flags=flags, period="2026-11", names={"sunyue": "孙悦"})
+    assert "孙悦" in text and "新增 80 位客户" in text and "疑似低质引流" in text
+    with transaction(bot_env.bot.sessions) as session:  # a day the sync never stored is a gap to report
+        gaps = data_quality_flags(session, ["zhangwei"], "2026-09", today=TODAY)
+    assert [(f.kind, f.detail["days"]) for f in gaps] == [("missing_days", 30)]
+
+
+def test_sources_and_needs_follow_the_scheme() -> None:
+    assert source_kind("wecom.net_follower_growth_rate") == "wecom"
+    assert source_kind("wecom.no_such_metric") is None
+    assert source_kind("okr") == "okr" and source_kind("feedback_360.average") == "360" and source_kind("360") == "360"
+    assert source_kind("cms.content_count") is None
+    seed = load_scheme("seed-executor")
+    quarter = {(n.key, n.period) for n in needs_for({"u": seed}, "2026-Q4")}
+    # monthly indicators and their guardrail metrics, once per month of the quarter
+    assert ("response_time", "2026-10") in quarter and ("group_quit_rate", "2026-12") in quarter
+    year = {(n.key, n.period) for n in needs_for({"u": seed}, "2026")}
+    assert ("cross_department_collaboration", "2026") in year
+
+
+# -- 48002 --------------------------------------------------------------------------------------------------
+
+def test_48002_sends_one_message_to_the_admin_and_no_retry_loop(bot_env: BotEnv) -> None:
+    bot_env.fake.set_stats_permission(False)
+    runner = JobRunner(bot_env.bot)
+    result = runner.run("wecom_stats_sync", bot_env.clock.now())
+    assert result.ran and "48002" in result.detail
+    assert len(bot_env.fake.calls(BEHAVIOR_PATH)) == 1  # the probe, and nothing after it
+    assert bot_env.fake.calls(GROUP_PATH) == [] and bot_env.fake.calls(CUSTOMERS_PATH) == []
+    text = bot_env.chat.expect_text("zhoumin")
+    assert "48002" in text and "可调用应用" in text and f"AgentId {AGENT_ID}" in text
+    # Run again the same day (by hand): one more probe, but the admin is not told twice.
+    assert runner.run("wecom_stats_sync", bot_env.clock.now(), force=True).ran
+    assert len(bot_env.fake.calls(BEHAVIOR_PATH)) == 2
+    bot_env.bot.sender.send_due()
+    assert len(bot_env.fake.delivered("zhoumin")) == 1
+    assert count(bot_env, OutboxMessage, OutboxMessage.touser == "zhoumin") == 1
+    # Once the app is allowed, the next day's run works and catches up the days before.
+    bot_env.fake.set_stats_permission(True)
+    bot_env.clock.advance(days=1)
+    assert "个人数据" in runner.run("wecom_stats_sync", bot_env.clock.now()).detail
+    assert count(bot_env, WeComBehaviorDay) == 4 * len(MEMBERS)
+
+
+def test_other_errors_skip_the_member_or_stop_the_run_without_looping(bot_env: BotEnv) -> None:
+    bot_env.fake.inject(BEHAVIOR_PATH, errcode=-1, times=1)  # system busy: tried once more
+    report = sync(bot_env, date(2026, 11, 26), date(2026, 11, 26))
+    assert report.failed == () and report.behavior_rows == len(MEMBERS)
+    assert len(bot_env.fake.calls(BEHAVIOR_PATH)) == len(MEMBERS) + 1
+    bot_env.fake.remove_user("sunyue")  # left the company, still in our table until the next org sync
+    report = sync(bot_env, date(2026, 11, 26), date(2026, 11, 26))
+    assert report.skipped == ("sunyue",)
+    bot_env.fake.inject(BEHAVIOR_PATH, errcode=45009, times=100)  # the frequency limit: stop, don't hammer
+    before = len(bot_env.fake.calls(BEHAVIOR_PATH))
+    report = sync(bot_env, date(2026, 11, 25), date(2026, 11, 25), ["zhangwei", "lina", "wangqiang"])
+    assert report.stopped and "45009" in report.stopped
+    assert len(bot_env.fake.calls(BEHAVIOR_PATH)) - before <= 3
+    bot_env.fake.clear_injections()
+    bot_env.fake.set_stats_permission(False)
+    with pytest.raises(StatsNotPermitted), transaction(bot_env.bot.sessions) as session:
+        sync_stats(session, bot_env.bot.client, MEMBERS, date(2026, 11, 26), date(2026, 11, 26),
+                   now=bot_env.clock.now())
+
+
+# -- the command line ----------------------------------------------------------------------------------------
+
+def _config_file(tmp_path: Path, api_base_url: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[wecom]
+corp_id = "{CORP_ID}"
+agent_id = {AGENT_ID}
+secret = "{CORP_SECRET}"
+token = "kpibotTestToken"
+encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+api_base_url = "{api_base_url}"
+request_timeout = 2.0
+
+[database]
+url = "sqlite:///kpibot.db"
+
+[org]
+admins = ["zhoumin"]
+
+[wecom_stats]
+sync_at = "07:20"
+repull_days = 2
+""", encoding="utf-8")
+    return path
+
+
+def test_sync_wecom_backfills_from_a_date_and_refuses_days_wecom_does_not_give(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot import demo_org
+    fake = FakeWeCom(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID)  # on the real clock, like the CLI
+    demo_org.populate(fake)
+    today = datetime.now(WECOM_ZONE).date()
+    demo_stats.populate(fake, today, days=40)
+    with fake:
+        config = _config_file(tmp_path, fake.base_url)
+        assert main(["--config", str(config), "db", "upgrade"]) == 0
+        assert main(["--config", str(config), "org", "sync"]) == 0
+        capsys.readouterr()
+        first = today - timedelta(days=35)
+        assert main(["--config", str(config), "data", "sync-wecom", "--from", first.isoformat()]) == 0
+        out = capsys.readouterr().out
+        assert f"{first} 至 {first + timedelta(days=29)}" in out and "完成" in out
+        assert len(fake.calls(BEHAVIOR_PATH)) == 2 * len(MEMBERS)  # 35 days: two windows of at most 30
+
+        assert main(["--config", str(config), "data", "wecom-metrics", "--period",
+                     f"{today.year}-{today.month:02d}", "--member", "yangfan"]) == 0
+        assert "杨帆" in capsys.readouterr().out
+
+        for args, fragment in ((["--from", (today - timedelta(days=200)).isoformat()], "最近 180 天"),
+                               (["--from", today.isoformat(), "--to", today.isoformat()], "只能拉取到昨天"),
+                               (["--from", "2026-13-01"], "无效的日期"),
+                               (["--from", (today - timedelta(days=2)).isoformat(),
+                                 "--to", (today - timedelta(days=5)).isoformat()], "晚于")):
+            assert main(["--config", str(config), "data", "sync-wecom", *args]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and fragment in err[0], err
+        fake.set_stats_permission(False)
+        assert main(["--config", str(config), "data", "sync-wecom"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "48002" in err[0]
+
+
+# -- config and templates -----------------------------------------------------------------------------------
+
+def test_the_wecom_stats_section_is_documented_and_checked() -> None:
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    config = load_config(example, environ={})
+    text = example.read_text(encoding="utf-8")
+    assert "[wecom_stats]" in text
+    for name in config.wecom_stats.__dataclass_fields__:
+        assert f"\n{name} = " in text.split("[wecom_stats]", 1)[1], name
+    base = {"wecom": {"corp_id": "ww1", "agent_id": 1, "secret": "s", "token": "t", "encoding_aes_key": "x" * 43}}
+    with pytest.raises(ConfigError) as error:
+        parse_config({**base, "wecom_stats": {"sync_at": "08:00", "repull_days": 30, "departments": ["x"]}},
+                     environ={})
+    assert {p.key for p in error.value.problems} == {"wecom_stats.sync_at", "wecom_stats.repull_days",
+                                                     "wecom_stats.departments"}
+    assert parse_config({**base, "wecom_stats": {"departments": [3], "concurrency": 8}},
+                        environ={}).wecom_stats.departments == (3,)
+
+
+REPORT = SyncReport(first=date(2026, 11, 23), last=date(2026, 11, 26), members=11, behavior_rows=44, group_rows=44,
+                    customer_snapshots=11, calls=26, skipped=("sunyue",), failed=("wuhao",), stopped="45009 limit")
+FLAGS = [DataFlag("sunyue", "contact_burst", "2026-11", {"day": date(2026, 11, 7), "new_contacts": 80,
+                                                         "baseline": D(2), "deletions_after": 48, "window": 7}),
+         DataFlag("lina", "missing_days", "2026-11", {"days": 2, "first": date(2026, 11, 3),
+                                                      "last": date(2026, 11, 4)})]
+
+TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "wecom_stats/job_detail.txt.j2": ({"report": REPORT, "not_permitted": None},
+                                      ("2026-11-23 至 2026-11-26", "11 人", "已跳过：sunyue", "下次运行会重拉）：wuhao",
+                                       "提前停止：45009")),
+    "wecom_stats/not_permitted.txt.j2": ({"errmsg": "api forbidden", "path": BEHAVIOR_PATH, "corp_id": CORP_ID,
+                                          "agent_id": 1000002}, ("48002", "可调用应用", "AgentId 1000002")),
+    "wecom_stats/cli_sync.txt.j2": ({"reports": [REPORT], "seconds": "1.5"}, ("接口调用 26 次", "用时 1.5 秒")),
+    "wecom_stats/cli_progress.txt.j2": ({"first": date(2026, 10, 1), "last": date(2026, 10, 30), "done": 100,
+                                         "total": 2000}, ("100/2000",)),
+    "wecom_stats/cli_error.txt.j2": ({"code": "too_early", "p": {"earliest": date(2026, 6, 1),
+                                                               "first": date(2026, 1, 1)}}, ("最早可拉取 2026-06-01",)),
+    "wecom_stats/metrics.txt.j2": ({"period": "2026-11", "first": date(2026, 11, 1), "last": date(2026, 11, 30),
+                                    "rows": [{"userid": "wuhao", "name": "吴昊",
+                                              "values": {"avg_reply_time": D("104.5"), "reply_rate": D("67.2")}}],
+                                    "metrics": __import__("scoring.wecom_metrics", fromlist=["METRICS"]).METRICS,
+                                    "flags": FLAGS, "names": {"sunyue": "孙悦", "lina": "李娜"}},
+                                   ("吴昊（wuhao）", "平均首次回复时长：104.5分钟", "孙悦", "李娜")),
+    "wecom_stats/data_quality.txt.j2": ({"flags": [], "period": "2026-10", "names": {}}, ("未发现",)),
+    "wecom_stats/data_quality_item.txt.j2": ({"flag": FLAGS[1], "names": {"lina": "李娜"}},
+                                             ("李娜", "2 天", "sync-wecom --from 2026-11-03")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATE_CASES))
+def test_wecom_stats_templates_render(name: str) -> None:
+    variables, fragments = TEMPLATE_CASES[name]
+    text = render(name, **variables)
+    for fragment in fragments:
+        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert not re.search(r"\n\s*\n\s*\n", text), f"{name} has runs of blank lines: {text!r}"
+
+
+def test_every_wecom_stats_template_has_a_case() -> None:
+    from bot.templates import template_names
+    assert {n for n in template_names() if n.startswith("wecom_stats/")} == set(TEMPLATE_CASES)
