@@ -1,0 +1,283 @@
+"""`kpibot data import FILE` (values, targets and ratings from CSV or XLSX) and `kpibot results export`."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.cli_ops import config_from_args, require_current_schema
+from bot.templates import render
+
+IMPORT_CHUNK = 1000  # rows per transaction: every row is checked first, so a chunk only fails on a database error
+
+
+def _fail(message: str, exit_code: int = 2) -> Exception:
+    from bot.cli import CliError  # late: bot.cli imports this module
+    return CliError(message, exit_code)
+
+
+def _subcommands(subparsers: Any, name: str, help_text: str) -> Any:
+    """The subcommands of `kpibot <name>`, shared with any other module registering the same family (`data`)."""
+    parser = subparsers.choices.get(name)
+    if parser is None:
+        parser = subparsers.add_parser(name, help=help_text)
+    for action in parser._actions:  # argparse keeps no public handle on an existing parser's subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+
+
+def add_parsers(subparsers: Any) -> None:
+    data = _subcommands(subparsers, "data", "考核数据")
+    imported = data.add_parser("import", help="导入考核数据（CSV 或 XLSX，列同 score preview）；全部校验通过才写入")
+    imported.add_argument("file", metavar="FILE", help="数据文件：member,team,indicator,period,value,target")
+    imported.add_argument("--by", default="cli", metavar="USERID", help="记录为谁录入（默认 cli）")
+    imported.add_argument("--dry-run", action="store_true", help="只校验，不写入")
+    imported.set_defaults(func=cmd_data_import)
+
+    results = _subcommands(subparsers, "results", "考核结果")
+    export = results.add_parser("export", help="导出某期间的结果（含草稿）为 CSV 或 XLSX")
+    export.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
+    export.add_argument("--format", choices=("csv", "xlsx"), default="csv", help="格式（默认 csv）")
+    export.add_argument("--output", metavar="FILE", help="输出文件（csv 默认输出到屏幕，xlsx 默认 results-<期间>.xlsx）")
+    export.set_defaults(func=cmd_results_export)
+
+
+def _progress(label: str) -> Callable[[str, int, int], None]:
+    def show(stage: str, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        line = render("results/progress.txt.j2", label=label, stage=stage, done=done, total=total)
+        print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+    return show
+
+
+def _sessions(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from bot.db import make_engine, make_session_factory
+    config = config_from_args(args)
+    engine = make_engine(config.database.url.reveal())
+    require_current_schema(engine)
+    return config, engine, make_session_factory(engine)
+
+
+# -- data import ------------------------------------------------------------------------------------------------
+@dataclass
+class Planned:
+    """A checked row, ready to write."""
+
+    line: int
+    userid: str
+    key: str
+    period: str
+    value: Any  # Decimal or WAIVED
+    target: Any  # Decimal or None
+
+
+@dataclass
+class ImportCheck:
+    planned: list[Planned] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
+    """Every row against the org and each member's scheme: member known, key in the scheme, period of the
+    indicator's cycle, ratings 1-5, period not yet published. All problems are collected; nothing is written."""
+    from bot.data_entry import EntryError, find_member_anywhere, key_refs, period_for, published_periods
+    from bot.results import Roster
+    from scoring import WAIVED, Period
+
+    roster = Roster.load(session, config)
+    published = published_periods(session, sorted({row.period for row in rows}))
+    members: dict[str, Any] = {}
+    check = ImportCheck()
+    for row in rows:
+        def problem(code: str, **params: Any) -> None:
+            check.errors.append({"line": row.line, "code": code, "params": {"member": row.member, **params}})
+
+        if row.member not in members:
+            members[row.member] = find_member_anywhere(session, row.member)
+        found = members[row.member]
+        if not found:
+            problem("member_unknown")
+            continue
+        if len(found) > 1:
+            problem("member_ambiguous", userids="、".join(m.userid for m in found))
+            continue
+        userid = found[0].userid
+        scheme = roster.scheme(userid)
+        ref = next((r for r in key_refs(scheme) if r.key == row.indicator), None)
+        if ref is None:
+            problem("key_unknown", key=row.indicator, scheme=scheme.name)
+            continue
+        try:
+            # The file's period is already canonical (2026-11, 2026-Q4, 2026); only its kind is checked here.
+            period = period_for(ref, row.period, Period.parse(row.period).months()[-1])
+        except EntryError as error:
+            problem("period_mismatch", key=row.indicator, period=row.period, cycle=error.params.get("cycle", ""))
+            continue
+        if period in published:
+            problem("period_published", period=period)
+            continue
+        if row.value is WAIVED and ref.indicator is None:
+            problem("metric_waived", key=row.indicator)
+            continue
+        if ref.is_rating and row.value is not WAIVED and (row.value != row.value.to_integral_value()
+                                                          or not 1 <= row.value <= 5):
+            problem("rating_invalid", key=row.indicator, value=str(row.value))
+            continue
+        check.planned.append(Planned(row.line, userid, ref.key, period, row.value, row.target))
+    return check
+
+
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.cli_scoring import _text
+    from bot.data_entry import record
+    from bot.datafile import DataFileError, read_data_file
+    from bot.db import transaction
+    from bot.models import AuditEntry
+
+    try:
+        rows = read_data_file(args.file)
+    except DataFileError as error:
+        raise _fail(render("cli/datafile_error.txt.j2", path=error.path, errors=[
+            {"line": e.line, "code": e.code, "params": {k: _text(v) for k, v in e.params.items()}}
+            for e in error.errors])) from None
+    config, engine, sessions = _sessions(args)
+    try:
+        with transaction(sessions) as session:
+            check = check_rows(session, config, rows)
+        if check.errors:
+            raise _fail(render("results/cli_import_error.txt.j2", path=args.file, errors=check.errors))
+        if args.dry_run:
+            print(render("results/cli_import.txt.j2", path=args.file, rows=len(check.planned), dry_run=True,
+                         members=len({p.userid for p in check.planned}),
+                         periods=sorted({p.period for p in check.planned})))
+            return 0
+        now = SystemClock().now()
+        show = _progress(f"导入 {Path(args.file).name}")
+        written = 0
+        for start in range(0, len(check.planned), IMPORT_CHUNK):
+            with transaction(sessions) as session:
+                for planned in check.planned[start:start + IMPORT_CHUNK]:
+                    record(session, userid=planned.userid, key=planned.key, period=planned.period, kind="value",
+                           value=planned.value, reason="", source="import", actor=args.by, now=now, audit=False)
+                    if planned.target is not None:
+                        record(session, userid=planned.userid, key=planned.key, period=planned.period,
+                               kind="target", value=planned.target, reason="", source="import", actor=args.by,
+                               now=now, audit=False)
+            written += len(check.planned[start:start + IMPORT_CHUNK])
+            show("import", written, len(check.planned))
+        with transaction(sessions) as session:
+            # One audit entry for the file; the data entries themselves keep who entered each value and when.
+            session.add(AuditEntry(at=now, actor=args.by, action="data.import", subject=Path(args.file).name, detail={
+                "file": str(args.file), "rows": len(check.planned),
+                "periods": sorted({p.period for p in check.planned})}))
+    finally:
+        engine.dispose()
+    print(render("results/cli_import.txt.j2", path=args.file, rows=len(check.planned), dry_run=False,
+                 members=len({p.userid for p in check.planned}), periods=sorted({p.period for p in check.planned})))
+    return 0
+
+
+# -- results export ---------------------------------------------------------------------------------------------
+BASE_COLUMNS = ("userid", "name", "department", "team", "scheme", "status", "complete", "total", "original_total",
+                "grade", "bonus_class", "bonus", "rank_in_team", "rank_in_department", "calibrated",
+                "calibration_reason", "missing")
+
+
+def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
+    """The header and one row per member (published and draft results) of a period, scores per indicator."""
+    from sqlalchemy import select
+
+    from bot.models import PeriodResult
+
+    stored = session.scalars(select(PeriodResult).where(PeriodResult.period == period)).all()
+    keys: list[str] = []
+    for row in stored:
+        for item in row.data["result"]["indicators"]:
+            if item["key"] not in keys:
+                keys.append(item["key"])
+    header = [*BASE_COLUMNS, *(f"score:{key}" for key in keys)]
+    lines = []
+    for row in sorted(stored, key=lambda r: (r.department or "", r.team or "",
+                                             r.data["result"]["rank_in_team"] or 10 ** 6, r.userid)):
+        result = row.data["result"]
+        scores = {item["key"]: item["score"] if item["status"] == "scored" else item["status"]
+                  for item in result["indicators"]}
+        calibration = result.get("calibration")
+        lines.append([
+            row.userid, row.data.get("name", row.userid), row.data.get("department_name", ""),
+            row.data.get("team_name", ""), row.data.get("scheme", {}).get("key", row.scheme_key), row.status,
+            "yes" if result["complete"] else "no", result["total"], result["original_total"], result["grade"],
+            result["bonus_class"] if result["bonus_class"] is not None else "",
+            result["bonus"] if result["bonus"] is not None else "",
+            result["rank_in_team"] if result["rank_in_team"] is not None else "",
+            result["rank_in_department"] if result["rank_in_department"] is not None else "",
+            "yes" if calibration else "no", calibration["reason"] if calibration else "",
+            " ".join(result["missing"]), *(scores.get(key, "") for key in keys)])
+    return header, lines
+
+
+def cmd_results_export(args: argparse.Namespace) -> int:
+    from bot.db import transaction
+    from scoring import Period, PeriodError
+
+    try:
+        period = str(Period.parse(args.period))
+    except PeriodError:
+        raise _fail(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from None
+    config, engine, sessions = _sessions(args)
+    try:
+        with transaction(sessions) as session:
+            header, lines = export_rows(session, period)
+    finally:
+        engine.dispose()
+    if not lines:
+        raise _fail(render("results/cli_export.txt.j2", code="empty", period=period, rows=0, path=""), 1)
+    if args.format == "xlsx":
+        output = Path(args.output or f"results-{period}.xlsx")
+        _write_xlsx(output, period, header, lines)
+    elif args.output:
+        output = Path(args.output)
+        with output.open("w", encoding="utf-8-sig", newline="") as handle:  # the BOM lets Excel read UTF-8
+            _write_csv(handle, header, lines)
+    else:
+        _write_csv(sys.stdout, header, lines)
+        return 0
+    print(render("results/cli_export.txt.j2", code="done", period=period, rows=len(lines), path=str(output)))
+    return 0
+
+
+def _write_csv(handle: io.TextIOBase | Any, header: list[str], lines: list[list[Any]]) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    writer.writerows(lines)
+
+
+def _write_xlsx(path: Path, period: str, header: list[str], lines: list[list[Any]]) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet(title=period)
+    sheet.append(header)
+    numeric = {"total", "original_total", "bonus"}
+    for line in lines:
+        cells: list[Any] = []
+        for name, value in zip(header, line):
+            if (name in numeric or name.startswith("score:")) and isinstance(value, str) and value:
+                try:
+                    cells.append(float(Decimal(value)))  # a number Excel can sum; the text is exact to 2 decimals
+                    continue
+                except InvalidOperation:
+                    pass
+            cells.append(value)
+        sheet.append(cells)
+    workbook.save(path)

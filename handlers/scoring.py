@@ -1,0 +1,316 @@
+"""Managers' commands: /score (team status, a member's breakdown with a guided rating walk, one rating or waiver),
+/data and /target (actuals and targets) and /calibrate; each limited to the manager's own team and audited."""
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.appraisal import cycles_due
+from bot.data_entry import (EntryError, KeyRef, appraisal_month, ensure_open, find_key, find_member, is_manager_rated,
+                            is_waive_word, latest_entry, parse_amount, parse_period, parse_rating, period_for,
+                            period_of_cycle, record)
+from bot.models import SelfReview, WeeklyReport
+from bot.results import (ResultsError, Roster, calibrate, compute, default_calibration_month, member_view,
+                         number_text, period_label, publish_moment)
+from bot.routing import Context, ConversationSpec, Role, Router
+from bot.workcalendar import month_days, week_of
+from scoring import WAIVED, Indicator, Period, Scheme
+
+router = Router("scoring")
+
+FLOW = "score_walk"
+SKIP_WORDS = ("跳过", "略过", "skip", "下一个", "下一项")
+HIGHLIGHT_CHARS = 60
+_PERIOD_LIKE = re.compile(r"^(\d{4}|[Qq][1-4]$|\d{1,2}月)|季度|年度?$")
+_HEAD_AND_REST = re.compile(r"^\s*(\S+?)(?:[\s,，、:：]+(.*))?$", re.S)
+
+
+class WalkState(StrEnum):
+    RATING = "rating"  # rating keys[index]
+
+
+Handler = Callable[[Context], None]
+
+
+def entry_errors(handler: Handler) -> Handler:
+    """Input problems become one polite reply; nothing is stored (the handler raises before writing)."""
+    @functools.wraps(handler)
+    def run(ctx: Context) -> None:
+        try:
+            handler(ctx)
+        except EntryError as error:
+            ctx.reply("scoring/error.txt.j2", code=error.code, p=error.params)
+        except ResultsError as error:
+            ctx.reply("results/error.txt.j2", code=error.code, p=error.params)
+    return run
+
+
+def _due_ratings(scheme: Scheme, month: Period) -> list[tuple[Indicator, str]]:
+    """The manager-rated indicators due in the month (quarterly ones at quarter end, annual ones in December)."""
+    due = cycles_due(month.index)
+    return [(i, str(period_of_cycle(i.cycle, month))) for i in scheme.indicators
+            if is_manager_rated(i) and i.cycle in due]
+
+
+def _usage(ctx: Context, command: str) -> None:
+    ctx.reply("scoring/usage.txt.j2", command=command)
+
+
+def _split_period(text: str, month: Period) -> tuple[str | None, str]:
+    """An optional leading period (2026-11, 11月, 2026-Q4...) and the rest (a note)."""
+    head, _, rest = text.strip().partition(" ")
+    if head and (parse_period(head, month) is not None or _PERIOD_LIKE.search(head)):
+        return head, rest.strip()
+    return None, text.strip()
+
+
+# -- /score -------------------------------------------------------------------------------------------------------
+@router.command("/score", "/评分", "/打分", role=Role.MANAGER)
+@entry_errors
+def score_command(ctx: Context) -> None:
+    month = appraisal_month(ctx.config, ctx.now)
+    roster = Roster.load(ctx.session, ctx.config)
+    parts = ctx.args.split(None, 3)
+    if not parts:
+        _status(ctx, roster, month)
+        return
+    member = find_member(roster.org, parts[0], viewer=ctx.person.userid)
+    if len(parts) == 1:
+        _breakdown(ctx, roster, member.userid, month)
+        return
+    if len(parts) == 2:
+        _usage(ctx, "/score")
+        return
+    ref = find_key(roster.scheme(member.userid), parts[1])
+    reason = parts[3].strip() if len(parts) == 4 else ""
+    reply = _rate(ctx, member.userid, member.name, ref, parts[2], reason, month)
+    ctx.reply("scoring/saved.txt.j2", **reply)
+
+
+def _rate(ctx: Context, userid: str, name: str, ref: KeyRef, answer: str, reason: str, month: Period) -> dict[str, Any]:
+    """Store one rating or waiver (reason required); returns the confirmation's variables."""
+    waive = is_waive_word(answer)
+    if ref.indicator is None:
+        raise EntryError("key.not_indicator", name=ref.name)
+    if not waive and not ref.manager_rated:
+        raise EntryError("key.not_rated", name=ref.name)
+    rating = None if waive else parse_rating(answer)
+    if not reason:
+        example = f"/score {name} {ref.name} {'waive 本月不适用' if waive else f'{rating} 按时完成三场活动'}"
+        raise EntryError("reason.missing", example=example)
+    period = period_for(ref, None, month)
+    ensure_open(ctx.session, period)
+    previous = record(ctx.session, userid=userid, key=ref.key, period=period, kind="value",
+                      value=WAIVED if waive else Decimal(rating), reason=reason, source="score",  # type: ignore[arg-type]
+                      actor=ctx.person.userid, now=ctx.now)
+    anchor = ref.indicator.anchors.get(rating, "") if rating is not None else ""
+    return {"kind": "waive" if waive else "rating", "member": name, "name": ref.name, "period": period,
+            "value": rating, "unit": "", "anchor": anchor, "reason": reason, "note": "",
+            "previous": None if previous is None else ("豁免" if previous.waived else previous.value)}
+
+
+def _status(ctx: Context, roster: Roster, month: Period) -> None:
+    team = list(roster.org.visible(ctx.person.userid))
+    computed = compute(ctx.session, ctx.config, month, roster=roster, userids=team)
+    reviewed = set(ctx.session.scalars(select(SelfReview.userid).where(
+        SelfReview.month == str(month), SelfReview.submitted_at.is_not(None),
+        SelfReview.userid.in_(team)))) if team else set()
+    rows = []
+    for userid in team:
+        scheme = computed.schemes[userid]
+        values = computed.members[userid].values
+        unrated = [i.name for i, period in _due_ratings(scheme, month) if (i.key, period) not in values]
+        view = member_view(computed, roster, userid)
+        rows.append({"name": roster.org.name(userid), "scored": not unrated, "unrated": unrated,
+                     "missing": view["missing"], "reviewed": userid in reviewed})
+    counts = {"scored": sum(r["scored"] for r in rows), "complete": sum(not r["missing"] for r in rows),
+              "reviewed": sum(r["reviewed"] for r in rows)}
+    ctx.reply("scoring/status.md.j2", viewer=ctx.person.name, period_label=period_label(month), rows=rows,
+              counts=counts)
+
+
+def _breakdown(ctx: Context, roster: Roster, userid: str, month: Period) -> None:
+    computed = compute(ctx.session, ctx.config, month, roster=roster, userids=[userid])
+    scheme = computed.schemes[userid]
+    review = ctx.session.scalar(select(SelfReview).where(SelfReview.userid == userid,
+                                                         SelfReview.month == str(month)))
+    names = {i.key: i.name for i in scheme.indicators}
+    review_view = None
+    if review is not None and review.submitted_at is not None:
+        review_view = {"ratings": [(names.get(k, k), v) for k, v in (review.ratings or {}).items()],
+                       "achievements": review.achievements, "improvements": review.improvements}
+    ctx.reply("scoring/breakdown.md.j2", member=roster.org.name(userid), period_label=period_label(month),
+              scheme_name=scheme.name, r=member_view(computed, roster, userid), review=review_view,
+              highlights=_highlights(ctx, userid, month))
+    due = _due_ratings(scheme, month)
+    if not due:
+        ctx.reply("scoring/walk_done.txt.j2", recorded=None, member=roster.org.name(userid), total=0, ratings=[],
+                  period=str(month))
+        return
+    ctx.conversation.start(FLOW, WalkState.RATING, {"member": userid, "month": str(month),
+                                                    "keys": [i.key for i, _ in due], "index": 0})
+    _ask(ctx, roster, None)
+
+
+def _highlights(ctx: Context, userid: str, month: Period) -> list[dict[str, str]]:
+    """The first answer of each weekly report submitted in the month's weeks: what the member actually did."""
+    weeks = sorted({week_of(day) for day in month_days(month.year, month.index)})
+    key = ctx.config.weekly_report.questions[0].key
+    reports = ctx.session.scalars(select(WeeklyReport).where(WeeklyReport.userid == userid,
+                                                             WeeklyReport.week.in_(weeks),
+                                                             WeeklyReport.status == "submitted")
+                                  .order_by(WeeklyReport.week)).all()
+    found = []
+    for report in reports:
+        text = " ".join(str((report.answers or {}).get(key, "")).split())
+        if text:
+            found.append({"week": report.week, "text": text if len(text) <= HIGHLIGHT_CHARS
+                          else text[:HIGHLIGHT_CHARS] + "…"})
+    return found
+
+
+# -- the guided walk through the manager-rated indicators ---------------------------------------------------------
+def _walk_item(ctx: Context, roster: Roster) -> tuple[str, Period, Indicator | None, int, int]:
+    data = ctx.conversation.data
+    userid, month = data["member"], Period.parse(data["month"])
+    keys, index = list(data.get("keys", [])), int(data.get("index", 0))
+    scheme = roster.scheme(userid)
+    indicator = next((i for i in scheme.indicators if keys[index:] and i.key == keys[index]), None)
+    return userid, month, indicator, index, len(keys)
+
+
+def _ask(ctx: Context, roster: Roster, recorded: str | None) -> None:
+    userid, month, indicator, index, total = _walk_item(ctx, roster)
+    name = roster.org.name(userid)
+    if indicator is None:
+        scheme = roster.scheme(userid)
+        computed = compute(ctx.session, ctx.config, month, roster=roster, userids=[userid])
+        values = computed.members[userid].values
+        ratings = []
+        for item, period in _due_ratings(scheme, month):
+            value = values.get((item.key, period))
+            ratings.append((item.name, "豁免" if value is WAIVED else (f"{number_text(value)} 分" if value else "")))
+        ctx.conversation.end()
+        ctx.reply("scoring/walk_done.txt.j2", recorded=recorded, member=name, total=total, ratings=ratings,
+                  period=str(month))
+        return
+    period = str(period_of_cycle(indicator.cycle, month))
+    current = _current_rating(ctx, userid, indicator.key, period)
+    ctx.conversation.move(WalkState.RATING)
+    ctx.reply("scoring/walk_question.txt.j2", recorded=recorded, member=name, number=index + 1, total=total,
+              indicator=indicator, period=period, current=current,
+              anchors=[(level, indicator.anchors[level]) for level in range(1, 6) if level in indicator.anchors])
+
+
+def _current_rating(ctx: Context, userid: str, key: str, period: str) -> str | None:
+    entry = latest_entry(ctx.session, userid, key, period, "value")
+    if entry is None:
+        return None
+    return "已豁免" if entry.waived else f"{entry.value} 分"
+
+
+def on_walk_answer(ctx: Context) -> None:
+    roster = Roster.load(ctx.session, ctx.config)
+    userid, month, indicator, index, total = _walk_item(ctx, roster)
+    if indicator is None or not roster.org.can_manage(ctx.person.userid, userid):
+        ctx.conversation.end()
+        ctx.reply("scoring/error.txt.j2", code="member.not_in_team", p={"text": roster.org.name(userid), "own": False})
+        return
+    text = ctx.update.content.strip()
+    if text.lower().strip("。. ") in SKIP_WORDS:
+        ctx.conversation.move(WalkState.RATING, index=index + 1)
+        _ask(ctx, roster, f"已跳过「{indicator.name}」。")
+        return
+    match = _HEAD_AND_REST.match(text)
+    head, reason = (match.group(1), (match.group(2) or "").strip()) if match else (text, "")
+    ref = find_key(roster.scheme(userid), indicator.key)
+    try:
+        saved = _rate(ctx, userid, roster.org.name(userid), ref, head, reason, month)
+    except EntryError as error:
+        # One message, the problem above the same question: WeCom drops an identical message sent twice in a row.
+        _ask(ctx, roster, ctx.render("scoring/error.txt.j2", code=error.code, p=error.params))
+        return
+    ctx.conversation.move(WalkState.RATING, index=index + 1)
+    _ask(ctx, roster, ctx.render("scoring/saved.txt.j2", **saved))
+
+
+router.conversation(ConversationSpec(name=FLOW, states={WalkState.RATING: on_walk_answer}))
+
+
+# -- /data and /target ------------------------------------------------------------------------------------------------
+def _enter(ctx: Context, command: str, kind: str) -> None:
+    parts = ctx.args.split(None, 3)
+    if len(parts) < 3:
+        _usage(ctx, command)
+        return
+    month = appraisal_month(ctx.config, ctx.now)
+    roster = Roster.load(ctx.session, ctx.config)
+    member = find_member(roster.org, parts[0], viewer=ctx.person.userid)
+    ref = find_key(roster.scheme(member.userid), parts[1])
+    period_text, note = _split_period(parts[3] if len(parts) == 4 else "", month)
+    if kind == "target":
+        if not ref.takes_target:
+            raise EntryError("target.unused", name=ref.name)
+        value: Decimal = parse_amount(parts[2])
+    else:
+        if ref.manager_rated:
+            raise EntryError("key.use_score", name=ref.name)
+        if is_waive_word(parts[2]):
+            raise EntryError("value.use_waive")
+        value = Decimal(parse_rating(parts[2])) if ref.is_rating else parse_amount(parts[2])
+    period = period_for(ref, period_text, month)
+    ensure_open(ctx.session, period)
+    previous = record(ctx.session, userid=member.userid, key=ref.key, period=period, kind=kind, value=value,
+                      reason=note, source="target" if kind == "target" else "data", actor=ctx.person.userid,
+                      now=ctx.now)
+    ctx.reply("scoring/saved.txt.j2", kind=kind, member=member.name, name=ref.name, period=period,
+              value=number_text(value), unit=ref.unit, anchor="", reason=note, note=note,
+              previous=None if previous is None else ("豁免" if previous.waived else number_text(previous.value)))
+
+
+@router.command("/data", "/数据", role=Role.MANAGER)
+@entry_errors
+def data_command(ctx: Context) -> None:
+    _enter(ctx, "/data", "value")
+
+
+@router.command("/target", "/目标值", role=Role.MANAGER)
+@entry_errors
+def target_command(ctx: Context) -> None:
+    _enter(ctx, "/target", "target")
+
+
+# -- /calibrate ---------------------------------------------------------------------------------------------------
+@router.command("/calibrate", "/校准", role=Role.MANAGER)
+@entry_errors
+def calibrate_command(ctx: Context) -> None:
+    month = appraisal_month(ctx.config, ctx.now)
+    period_text, rest = _split_period(ctx.args, month)
+    parts = rest.split(None, 2)
+    if len(parts) < 2:
+        _usage(ctx, "/calibrate")
+        return
+    if period_text is not None:
+        period = parse_period(period_text, month)
+        if period is None:
+            raise EntryError("period.invalid", text=period_text)
+    else:
+        period = default_calibration_month(ctx.session, month)
+    roster = Roster.load(ctx.session, ctx.config)
+    member = find_member(roster.org, parts[0], viewer=ctx.person.userid)
+    try:
+        total = parse_amount(parts[1])
+    except EntryError:
+        raise EntryError("total.invalid", text=parts[1]) from None
+    reason = parts[2].strip() if len(parts) == 3 else ""
+    outcome = calibrate(ctx.session, ctx.config, roster, userid=member.userid, period=period, total=total,
+                        reason=reason, actor=ctx.person.userid, now=ctx.now)
+    publish_at = publish_moment(ctx.config, period)
+    ctx.reply("scoring/calibrated.txt.j2", member=member.name, period=str(period), c=outcome, reason=reason.strip(),
+              publish_at=publish_at.astimezone(ctx.config.schedule.zone) if publish_at else None)

@@ -1,0 +1,356 @@
+"""A month played end to end over real HTTP with the fake WeCom: October imported and published, then November's
+weekly reports, self-reviews, /data, /target and /score entries, a calibration, the month close and publication.
+Every pushed total equals `kpibot score preview` on the same data, nothing is pushed twice, and the member last
+in the team two months running gets an IDP."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import cli
+from bot.app import KpiBot
+from bot.db import make_engine, transaction
+from bot.fake_wecom import FakeWeCom
+from bot.models import AuditEntry, DataEntry, Idp, OutboxMessage, PeriodResult
+from bot.schedule import JobRunner
+from bot.wecom_callbacks import CallbackSender
+from scoring import competition_ranks
+from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, TOKEN, BotEnv, Chat, make_config,
+                           prepare_database, start_bot)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+REVIEW_PROMPT = datetime(2026, 11, 27, 10, 5, tzinfo=SHANGHAI)  # the self-review prompt: 2nd-last workday
+CLOSE_AT = datetime(2026, 12, 7, 10, 5, tzinfo=SHANGHAI)  # 5th workday of December
+CALIBRATE_AT = datetime(2026, 12, 8, 15, 20, tzinfo=SHANGHAI)
+PUBLISH_AT = datetime(2026, 12, 9, 10, 5, tzinfo=SHANGHAI)  # 7th workday of December
+MANAGER_SCHEMES = {"default_scheme": "seed-executor",
+                   "assign": [{"scheme": "seed-manager", "userids": ["zhoumin", "lina", "wangqiang"]}]}
+TEAM = ("zhangwei", "liuyang", "chenjing", "yangfan", "maxiao", "zhouxin")  # 李娜's group, two of them new
+NAMES = {"zhangwei": "张伟", "liuyang": "刘洋", "chenjing": "陈静", "yangfan": "杨帆", "maxiao": "马晓",
+         "zhouxin": "周欣"}
+HEADER = ["member", "team", "indicator", "period", "value", "target"]
+KEYS = ("net_follower_growth_rate", "event_participation_rate", "content_output", "response_time", "work_attitude",
+        "group_quit_rate", "group_speaking_rate")
+OCTOBER = {  # growth %, participation %, content, response minutes, attitude 1-5, quit %, speaking %
+    "zhangwei": ("3.0", "24", "14", "45", "3", "6", "20"),
+    "liuyang": ("5.5", "33", "22", "12", "4", "5", "25"),
+    "chenjing": ("4.8", "31", "25", "20", "4", "4", "30"),
+    "yangfan": ("6.0", "36", "21", "8", "5", "3", "28"),
+    "maxiao": ("5.0", "30", "20", "15", "4", "7", "22"),
+    "zhouxin": ("4.2", "28", "18", "25", "3", "8", "18"),
+}
+# November's imported part; what is typed in the chat below completes it.
+NOVEMBER_IMPORT = {
+    "zhangwei": {"event_participation_rate": "25", "content_output": "15", "response_time": "40",
+                 "group_quit_rate": "16.2", "group_speaking_rate": "21"},
+    "liuyang": {"net_follower_growth_rate": "5.2", "content_output": "23", "response_time": "10",
+                "group_quit_rate": "5", "group_speaking_rate": "8.4"},
+    "chenjing": {"net_follower_growth_rate": "4.9", "event_participation_rate": "32", "group_quit_rate": "4",
+                 "group_speaking_rate": "27"},
+    "yangfan": {"net_follower_growth_rate": "6.5", "event_participation_rate": "38", "content_output": "22",
+                "response_time": "9", "group_speaking_rate": "30"},
+    "maxiao": {"net_follower_growth_rate": "5.0", "event_participation_rate": "30", "content_output": "20",
+               "response_time": "15", "group_quit_rate": "6", "group_speaking_rate": "22"},
+    "zhouxin": {"net_follower_growth_rate": "4.5", "event_participation_rate": "29", "content_output": "19",
+                "response_time": "20", "group_quit_rate": "7", "group_speaking_rate": "19"},
+}
+PASTED_REPORT = """本周关键动作：
+1. 组织了线下读书会沙龙，到场 42 人
+2. 访谈 5 位核心用户
+结果与数据：新增社群成员 120 人
+下周计划：准备年终答谢活动"""
+
+
+# -- the environment: the demo org plus two new members, managers on the manager scheme --------------------------
+def add_new_members(fake: FakeWeCom) -> None:
+    fake.add_user("maxiao", "马晓", departments=(3,), main_department=3, direct_leader=("lina",), position="社群运营专员")
+    fake.add_user("zhouxin", "周欣", departments=(3,), main_department=3, direct_leader=("lina",), position="活动运营专员")
+
+
+@contextmanager
+def start_env(db_url: str, clock: Any, fake: FakeWeCom, **sections: dict[str, Any]) -> Iterator[BotEnv]:
+    """Like the harness's bot_env, with config sections of one's own (schemes, admins)."""
+    config = make_config(db_url, fake.base_url, **sections)
+    engine = make_engine(db_url)
+    prepare_database(engine, db_url)
+    bot, port = start_bot(config, clock, engine, fake)
+    sender = CallbackSender(f"http://127.0.0.1:{port}/wecom/callback", token=TOKEN, encoding_aes_key=AES_KEY,
+                            corp_id=CORP_ID, agent_id=AGENT_ID, clock=clock.now)
+    try:
+        yield BotEnv(bot=bot, fake=fake, clock=clock, chat=Chat(sender, fake), config=config, port=port)
+    finally:
+        bot.stop()
+
+
+@pytest.fixture
+def month_env(db_url: str, clock: Any, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
+    add_new_members(fake_wecom)
+    with start_env(db_url, clock, fake_wecom, appraisal=MANAGER_SCHEMES) as env:
+        yield env
+
+
+def write_config(path: Path, env: BotEnv) -> Path:
+    """A config.toml for the CLI that points at the same database and fake WeCom as the running bot."""
+    def toml(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return str(value)
+        if isinstance(value, list):
+            return "[" + ", ".join(toml(v) for v in value) + "]"
+        return json.dumps(value, ensure_ascii=False)
+
+    config = env.config
+    sections: dict[str, dict[str, Any]] = {
+        "wecom": {"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": CORP_SECRET, "token": TOKEN,
+                  "encoding_aes_key": AES_KEY, "api_base_url": config.wecom.api_base_url, "request_timeout": 2.0},
+        "database": {"url": config.database.url.reveal()},
+        "org": {"admins": list(config.org.admins), "departments": [1]},
+        "appraisal": {"default_scheme": config.appraisal.default_scheme},
+    }
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {toml(value)}" for key, value in values.items()]
+    for assignment in config.appraisal.assign:
+        lines += ["[[appraisal.assign]]", f"scheme = {toml(assignment.scheme)}",
+                  f"userids = {toml(list(assignment.userids))}", f"departments = {toml(list(assignment.departments))}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def settle(env: BotEnv) -> None:
+    """Wait until every queued message has an outcome, then mark everything delivered so far as read."""
+    with transaction(env.bot.sessions) as session:
+        queued = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+    env.bot.sender.wake()
+    env.bot.sender.wait_for_outcomes(queued, timeout=15)
+    for message in env.fake.delivered():
+        env.chat.seen[message.touser] = len(env.fake.delivered(message.touser))
+
+
+def run_job(env: BotEnv, job_id: str, at: datetime | None = None, **kwargs: Any) -> Any:
+    settle(env)
+    if at is not None:
+        env.clock.set(at)
+    result = JobRunner(env.bot).run(job_id, at, **kwargs)
+    settle(env)
+    return result
+
+
+def say(env: BotEnv, userid: str, text: str, replies: int = 1) -> str:
+    env.chat.send(userid, text)
+    return "\n".join(m.payload.get("content", "") for m in env.chat.expect(userid, replies))
+
+
+def contents(env: BotEnv, userid: str) -> list[str]:
+    return [m.payload.get("content", "") for m in env.fake.delivered(userid)]
+
+
+def result_message(env: BotEnv, userid: str, label: str) -> str:
+    found = [text for text in contents(env, userid) if text.startswith(f"**{label}考核结果")]
+    assert len(found) == 1, f"{userid}: {len(found)} result messages for {label}"
+    return found[0]
+
+
+def pushed_total(text: str) -> str:
+    match = re.search(r"总分 \*\*([\d.]+)\*\*", text)
+    assert match, text
+    return match.group(1)
+
+
+def preview(capsys: pytest.CaptureFixture[str], config_path: Path, data: Path, period: str) -> dict[str, Any]:
+    code, out, err = run_cli(capsys, "--config", str(config_path), "score", "preview", "--scheme", "seed-executor",
+                             "--data", str(data), "--period", period, "--format", "json")
+    assert code == 0, err
+    return {item["member"]: item for item in json.loads(out)["results"]}
+
+
+def october_rows() -> list[list[str]]:
+    return [[userid, "lina", key, "2026-10", value, ""] for userid, values in OCTOBER.items()
+            for key, value in zip(KEYS, values)]
+
+
+# -- the month -------------------------------------------------------------------------------------------------------
+def test_a_month_from_reports_to_published_results(month_env: BotEnv, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    env = month_env
+    config_path = write_config(tmp_path / "config.toml", env)
+
+    # October: imported by the admin, closed and published, so November can be its second month.
+    october = write_csv(tmp_path / "october.csv", october_rows())
+    code, out, err = run_cli(capsys, "--config", str(config_path), "data", "import", str(october), "--by", "zhoumin")
+    assert code == 0, err
+    assert "已导入" in out and "42 行" in out
+    assert run_job(env, "month_close", period="2026-10").ran
+    assert run_job(env, "publish", period="2026-10").ran
+    october_preview = preview(capsys, config_path, october, "2026-10")
+    for userid in TEAM:
+        text = result_message(env, userid, "2026年10月")
+        assert pushed_total(text) == october_preview[userid]["total"]
+
+    # November: weekly reports and self-reviews from the members.
+    for userid in ("zhangwei", "chenjing"):
+        say(env, userid, "/report " + PASTED_REPORT, replies=2)
+        assert "已提交" in say(env, userid, "1")
+    assert run_job(env, "self_review_prompt", REVIEW_PROMPT).ran
+    for index, userid in enumerate(TEAM):
+        say(env, userid, str(3 + index % 3))
+        say(env, userid, f"{NAMES[userid]}：完成会员日活动两场")
+        assert "已提交" in say(env, userid, "下月加快活动复盘")
+    env.advance(minutes=2)
+
+    # /data and /target from the manager, in the ways people type numbers.
+    assert "3.1%" in say(env, "lina", "/data 张伟 粉丝净增长率 3.1%")
+    assert "36.5%" in say(env, "lina", "/data liuyang 活动参与率 36.5%")
+    assert "已录入" in say(env, "lina", "/data 陈静 content_output 24")
+    assert "已设定目标" in say(env, "lina", "/target 陈静 内容生产量 25")
+    assert "已录入" in say(env, "lina", "/data 杨帆 退群率 4.2% 2026-11")
+    assert "320000" in say(env, "zhoumin", "/data 李娜 社群引导销售额 32万 2026-Q4")
+    assert "1200" in say(env, "zhoumin", "/data 王强 新客户转化数 1,200 2026-11")
+    november = write_csv(tmp_path / "november.csv", [[userid, "lina", key, "2026-11", value, ""]
+                                                      for userid, values in NOVEMBER_IMPORT.items()
+                                                      for key, value in values.items()])
+    code, out, err = run_cli(capsys, "--config", str(config_path), "data", "import", str(november), "--by", "lina")
+    assert code == 0, err
+    env.advance(minutes=2)
+
+    # /score: the team's status, a breakdown with the guided walk, direct ratings and a waiver.
+    status = say(env, "lina", "/score")
+    assert "2026年11月评分进度" in status and "自评已交 6 人" in status and "待评：工作态度与执行力" in status
+    breakdown = say(env, "lina", "/score 张伟", replies=2)
+    assert "张伟 · 2026年11月明细" in breakdown and "组织了线下读书会沙龙" in breakdown  # the report highlight
+    assert "完成会员日活动两场" in breakdown  # the self-review beside the numbers
+    assert "第 1/1 项：工作态度与执行力" in breakdown and "1 分：经常拖延或推诿" in breakdown
+    done = say(env, "lina", "2 本月两次活动复盘延误")
+    assert "已记录：张伟 · 工作态度与执行力（2026-11）2 分" in done and "主管评分已完成" in done
+    for userid, rating in (("刘洋", 5), ("陈静", 4), ("杨帆", 5), ("马晓", 4), ("周欣", 3)):
+        assert "已记录" in say(env, "lina", f"/score {userid} 工作态度 {rating} 本月按计划推进，执行到位")
+    assert "已豁免" in say(env, "lina", "/score 陈静 问题响应时效 waive 本月转岗内容运营，不负责客服")
+    env.advance(minutes=2)
+    assert "已评 6/6 人" in say(env, "lina", "/score")
+
+    # The month close on the 5th workday of December: drafts to the manager, the data-quality check to the admin.
+    assert run_job(env, "month_close", CLOSE_AT).period == "2026-11"
+    draft = next(text for text in contents(env, "lina") if text.startswith("**2026年11月结果草稿"))
+    assert all(NAMES[u] in draft for u in TEAM) and "数据不全" not in draft
+    quality = next(text for text in contents(env, "zhoumin") if text.startswith("**2026年11月结账 · 数据质量检查"))
+    assert "缺数据" in quality
+
+    # A calibration in the window.
+    env.clock.set(CALIBRATE_AT)
+    calibrated = say(env, "lina", "/calibrate 杨帆 90 超额部分来自一次性大促，校准至 90")
+    assert "已校准：杨帆（2026-11）" in calibrated and "→ 90.00，等级 S → A" in calibrated
+
+    # Publication on the 7th workday.
+    assert run_job(env, "publish", PUBLISH_AT).period == "2026-11"
+    rows = [[userid, "lina", key, "2026-11", value, ""] for userid, values in NOVEMBER_IMPORT.items()
+            for key, value in values.items()]
+    rows += [["zhangwei", "lina", "net_follower_growth_rate", "2026-11", "3.1", ""],
+             ["liuyang", "lina", "event_participation_rate", "2026-11", "36.5", ""],
+             ["chenjing", "lina", "content_output", "2026-11", "24", "25"],
+             ["yangfan", "lina", "group_quit_rate", "2026-11", "4.2", ""],
+             ["chenjing", "lina", "response_time", "2026-11", "waived", ""]]
+    rows += [[userid, "lina", "work_attitude", "2026-11", str(rating), ""]
+             for userid, rating in (("zhangwei", 2), ("liuyang", 5), ("chenjing", 4), ("yangfan", 5), ("maxiao", 4),
+                                    ("zhouxin", 3))]
+    same_data = preview(capsys, config_path, write_csv(tmp_path / "november-all.csv", rows), "2026-11")
+    summary = next(text for text in contents(env, "lina") if text.startswith("**2026年11月团队考核结果"))
+    final = {u: Decimal("90.00") if u == "yangfan" else Decimal(same_data[u]["total"]) for u in TEAM}
+    ranks = dict(zip(final, competition_ranks(list(final.values()))))
+    for userid in TEAM:
+        text = result_message(env, userid, "2026年11月")
+        expected = same_data[userid]
+        assert NAMES[userid] in text and not any(NAMES[o] in text for o in TEAM if o != userid)
+        assert f"团队第 {ranks[userid]}/6 名" in text
+        if userid == "yangfan":  # calibrated: the grade follows the adjusted total, the original stays visible
+            assert pushed_total(text) == "90.00" and f"原始 {expected['total']}" in text and "等级 **A**" in text
+            assert f"{ranks[userid]}. 杨帆 90.00 A（校准，原 {expected['total']}）" in summary
+        else:
+            assert pushed_total(text) == expected["total"], (userid, text)
+            assert f"{ranks[userid]}. {NAMES[userid]} {expected['total']} {expected['grade']}" in summary
+    zhangwei = result_message(env, "zhangwei", "2026年11月")
+    assert "扣 20 分</font>：退群率 16.2%，高于 15%" in zhangwei  # the guardrail's deduction reason
+    assert "工作态度与执行力（2 分）：本月两次活动复盘延误" in zhangwei  # the manager's comment
+    assert "跨部门项目" in zhangwei and "/idp" in zhangwei
+    assert "团队第 6/6 名" in zhangwei
+    assert "不适用（已豁免）" in result_message(env, "chenjing", "2026年11月")
+    assert "宽严指数" in summary and "低于 60 分" in summary
+    overview = next(text for text in contents(env, "zhoumin") if text.startswith("**2026年11月部门考核总览"))
+    assert "社群运营部" in overview and "均分" in overview
+
+    # The bottom member of October and November gets an IDP; the member and the manager are told.
+    assert any("已为你开启个人发展计划" in text for text in contents(env, "zhangwei"))
+    assert any("张伟 在 2026-10 和 2026-11 连续两个月位于团队末位" in text for text in contents(env, "lina"))
+    with transaction(env.bot.sessions) as session:
+        idps = session.scalars(select(Idp)).all()
+        assert [(i.userid, i.manager_userid, i.opened_for) for i in idps] == [("zhangwei", "lina", "2026-11")]
+        frozen = {r.userid: r.status for r in session.scalars(select(PeriodResult).where(
+            PeriodResult.period == "2026-11"))}
+        assert all(frozen[u] == "published" for u in TEAM)
+        assert frozen["lina"] == "draft"  # incomplete: held back until fixed or waived
+        actions = {a.action for a in session.scalars(select(AuditEntry))}
+        assert {"data.value", "data.target", "score.rating", "score.waive", "calibrate", "data.import",
+                "results.close", "results.publish", "idp.open"} <= actions
+        assert session.scalar(select(func.count()).select_from(DataEntry).where(
+            DataEntry.entered_by == "lina", DataEntry.source == "score")) == 7
+    idp = say(env, "zhangwei", "/idp")
+    assert "培训" in idp and "辅导" in idp and "复盘" in idp
+    history = say(env, "zhangwei", "/result")
+    assert "历史与趋势" in history and "2026-10" in history and "2026-11" in history and "↓" in history
+    team = say(env, "lina", "/team")
+    assert "2026年11月团队结果" in team and all(NAMES[u] in team for u in TEAM)
+
+    # Nothing is pushed twice: the job forced again, a restarted bot, a second instance.
+    settle(env)
+    delivered = len(env.fake.delivered())
+    assert run_job(env, "publish", PUBLISH_AT, force=True).ran
+    assert run_job(env, "month_close", CLOSE_AT, force=True).ran
+    second = KpiBot(env.config, clock=env.clock, engine=make_engine(env.config.database.url.reveal()))
+    second.sender.start()
+    try:
+        JobRunner(second).run("publish", PUBLISH_AT, force=True)
+        second.sender.wake()
+        while second.sender.send_due():
+            pass
+    finally:
+        second.sender.stop()
+        second.engine.dispose()
+    settle(env)
+    assert len(env.fake.delivered()) == delivered
+    assert env.fake.suppressed() == []
+    with transaction(env.bot.sessions) as session:
+        for userid in TEAM:
+            assert session.scalar(select(func.count()).select_from(PeriodResult).where(
+                PeriodResult.userid == userid, PeriodResult.period == "2026-11")) == 1
+    # Frozen: a late change is refused and the stored result stays as published.
+    assert "已发布并冻结" in say(env, "lina", "/score 刘洋 工作态度 3 复核后下调")
+    assert "已发布，已冻结" in say(env, "lina", "/calibrate 刘洋 70 复核")
+    assert pushed_total(result_message(env, "liuyang", "2026年11月")) == same_data["liuyang"]["total"]
+
