@@ -112,7 +112,9 @@ class KpiBot:
             for channel in list(server._map.values()):
                 channel.close()
 
+        # Let the request threads finish first: one finishing after the channels are closed would
+        # write to the loop's closed wake-up pipe, whose descriptor may already be reused.
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         server.trigger.pull_trigger(close_all_channels)
         if thread is not None:
             thread.join(timeout=10)
-        server.task_dispatcher.shutdown()
