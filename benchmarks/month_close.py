@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -218,6 +219,7 @@ def main() -> None:
     finally:
         bot.stop()
         fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,10 @@ CHUNK = 200  # members per write transaction: short enough for the callback to g
 READ_CHUNK = 500  # userids per read (and per IN (...) list)
 SELF_REVIEW_SOURCES = frozenset({"self_review", "self"})
 IDP_ITEM_KINDS = ("training", "mentorship", "review")
+# Rows of a team table shown in one chat reply; the full list is `kpibot results export`.
+ROWS_SHOWN = 100
+# A performance indicator under this score is named in the member's suggestions (at most the two weakest).
+IMPROVE_BELOW = Decimal(80)
 Progress = Callable[[str, int, int], None]
 
 
@@ -111,19 +115,21 @@ def period_label(period: Period | str) -> str:
     return render("results/_period.txt.j2", kind=period.kind.value, year=period.year, index=period.index)
 
 
-def publish_moment(config: Config, period: Period) -> datetime | None:
-    """When the results of a period (closed with its last month) are published: the configured workday after it."""
-    following = last_month_of(period).months()[0]
-    year, month = (following.year + 1, 1) if following.index == 12 else (following.year, following.index + 1)
-    day = nth_workday_of_month(year, month, config.results.publish_on_workday)
-    return at_local(day, config.results.publish_at, config.schedule.zone) if day else None
+def _in_following_month(config: Config, period: Period, workday: int, clock_time: time) -> datetime | None:
+    last = last_month_of(period)
+    year, month = (last.year + 1, 1) if last.index == 12 else (last.year, last.index + 1)
+    day = nth_workday_of_month(year, month, workday)
+    return at_local(day, clock_time, config.schedule.zone) if day else None
 
 
 def close_moment(config: Config, period: Period) -> datetime | None:
-    last = last_month_of(period)
-    year, month = (last.year + 1, 1) if last.index == 12 else (last.year, last.index + 1)
-    day = nth_workday_of_month(year, month, config.results.close_on_workday)
-    return at_local(day, config.results.close_at, config.schedule.zone) if day else None
+    """When a period (closed with its last month) closes: the configured workday of the month after it."""
+    return _in_following_month(config, period, config.results.close_on_workday, config.results.close_at)
+
+
+def publish_moment(config: Config, period: Period) -> datetime | None:
+    """When a period's results are published, ending the calibration window."""
+    return _in_following_month(config, period, config.results.publish_on_workday, config.results.publish_at)
 
 
 def close_period_of(at: datetime, config: Config) -> str | None:
@@ -614,7 +620,7 @@ def _set_state(session: Session, period: str, state: str, now: datetime) -> None
         session.add(row)
     if state == "closed" and row.state != "published":
         row.state, row.closed_at = "closed", now
-    elif state == "published":
+    elif state == "published" and row.state != "published":  # a forced re-run keeps the first publication
         row.state, row.published_at = "published", now
 
 
@@ -750,13 +756,18 @@ def _local(config: Config, moment: datetime | None) -> datetime | None:
     return moment.astimezone(config.schedule.zone) if moment is not None else None
 
 
-def _draft_row(computed: Computed, roster: Roster, userid: str, jumps: Sequence[Jump]) -> dict[str, Any]:
-    result = computed.results[userid]
+def missing_labels(computed: Computed, userid: str) -> list[str]:
+    """What a member's result still lacks, as people read it: 内容生产量（2026-11）."""
     scheme = computed.schemes[userid]
     names = {**{m.key: m.name for m in scheme.metrics}, **{i.key: i.name for i in scheme.indicators}}
+    return [_missing_label(label, names) for label in computed.results[userid].missing]
+
+
+def _draft_row(computed: Computed, roster: Roster, userid: str, jumps: Sequence[Jump]) -> dict[str, Any]:
+    result = computed.results[userid]
     return {"userid": userid, "name": roster.org.name(userid), "total": str(result.total), "grade": result.grade,
             "complete": result.complete, "calibrated": result.calibration is not None,
-            "rank": result.rank_in_team, "missing": [_missing_label(label, names) for label in result.missing],
+            "rank": result.rank_in_team, "missing": missing_labels(computed, userid),
             "jumps": [{"name": j.name, "before": j.before, "now": j.now, "percent": j.percent} for j in jumps]}
 
 
@@ -787,12 +798,12 @@ def _suggestions(result: MemberResult, scheme: Scheme, shortfall_keys: Sequence[
     names = {i.key: i.name for i in scheme.indicators}
     found: list[dict[str, Any]] = []
     performance = [i for i in result.indicators if i.dimension == Dimension.PERFORMANCE
-                   and i.status is IndicatorStatus.SCORED and i.score is not None and i.score < 80]
+                   and i.status is IndicatorStatus.SCORED and i.score is not None and i.score < IMPROVE_BELOW]
     for item in sorted(performance, key=lambda i: (i.score, i.key))[:2]:
         found.append({"kind": "improve", "name": names.get(item.key, item.key), "score": str(item.score)})
     for key in shortfall_keys:
-        found.append({"kind": "project", "name": names.get(key, key),
-                      "score": str(result.indicator(key).score)})
+        found.append({"kind": "project", "name": names.get(key, key), "score": str(result.indicator(key).score),
+                      "threshold": number_text(scheme.results.shortfall_threshold)})
     if idp_opened:
         found.append({"kind": "idp", "name": "", "score": ""})
     return found
@@ -968,7 +979,8 @@ def _summary_row(result: MemberResult, roster: Roster, shortfall_keys: Sequence[
     return {"userid": result.member, "name": roster.org.name(result.member), "total": str(result.total),
             "original_total": str(result.original_total), "grade": result.grade, "rank": result.rank_in_team,
             "calibrated": result.calibration is not None, "bonus": str(result.bonus) if result.bonus is not None else "",
-            "shortfalls": [names.get(k, k) for k in shortfall_keys], "idp": idp}
+            "shortfalls": [names.get(k, k) for k in shortfall_keys], "idp": idp,
+            "threshold": number_text(scheme.results.shortfall_threshold)}
 
 
 def _department_views(roster: Roster, final: Mapping[str, MemberResult], computed: Computed,

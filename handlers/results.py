@@ -11,7 +11,7 @@ from bot.appraisal import cached_scheme
 from bot.data_entry import appraisal_month, parse_period
 from bot.models import Idp
 from bot.permissions import Org
-from bot.results import (Roster, calibration_period, close_moment, history, idp_view, latest_published_period,
+from bot.results import (ROWS_SHOWN, Roster, calibration_period, close_moment, history, idp_view, latest_published_period,
                          period_label, period_state, publish_moment, result_view, stored_result, team_rows)
 from bot.routing import Context, Role, Router
 from scoring import Period
@@ -74,7 +74,8 @@ def team_command(ctx: Context) -> None:
     org = Org.load(ctx.session, ctx.config)
     status, rows = team_rows(ctx.session, ctx.config, org, me.userid, period)
     ctx.reply("results/team_view.md.j2", viewer=me.name, period=str(period), period_label=period_label(period),
-              status=status, rows=rows, multiple_teams=len({row["team_name"] for row in rows}) > 1,
+              status=status, rows=rows[:ROWS_SHOWN], more=max(0, len(rows) - ROWS_SHOWN),
+              multiple_teams=len({row["team_name"] for row in rows}) > 1,
               publish_at=_local(ctx, publish_moment(ctx.config, period)),
               close_at=_local(ctx, close_moment(ctx.config, period)))
 

@@ -16,8 +16,8 @@ from bot.data_entry import (EntryError, KeyRef, appraisal_month, ensure_open, fi
                             is_waive_word, latest_entry, parse_amount, parse_period, parse_rating, period_for,
                             period_of_cycle, record)
 from bot.models import SelfReview, WeeklyReport
-from bot.results import (ResultsError, Roster, calibrate, compute, default_calibration_month, member_view,
-                         number_text, period_label, publish_moment)
+from bot.results import (ROWS_SHOWN, ResultsError, Roster, calibrate, compute, default_calibration_month,
+                         member_view, missing_labels, number_text, period_label, publish_moment)
 from bot.routing import Context, ConversationSpec, Role, Router
 from bot.workcalendar import month_days, week_of
 from scoring import WAIVED, Indicator, Period, Scheme
@@ -126,13 +126,14 @@ def _status(ctx: Context, roster: Roster, month: Period) -> None:
         scheme = computed.schemes[userid]
         values = computed.members[userid].values
         unrated = [i.name for i, period in _due_ratings(scheme, month) if (i.key, period) not in values]
-        view = member_view(computed, roster, userid)
         rows.append({"name": roster.org.name(userid), "scored": not unrated, "unrated": unrated,
-                     "missing": view["missing"], "reviewed": userid in reviewed})
+                     "missing": missing_labels(computed, userid), "reviewed": userid in reviewed})
     counts = {"scored": sum(r["scored"] for r in rows), "complete": sum(not r["missing"] for r in rows),
               "reviewed": sum(r["reviewed"] for r in rows)}
-    ctx.reply("scoring/status.md.j2", viewer=ctx.person.name, period_label=period_label(month), rows=rows,
-              counts=counts)
+    # Whoever still needs something first; a long list (an admin's whole department) is cut, the counts are not.
+    rows.sort(key=lambda r: (r["scored"] and not r["missing"], r["name"]))
+    ctx.reply("scoring/status.md.j2", viewer=ctx.person.name, period_label=period_label(month),
+              rows=rows[:ROWS_SHOWN], more=max(0, len(rows) - ROWS_SHOWN), total=len(rows), counts=counts)
 
 
 def _breakdown(ctx: Context, roster: Roster, userid: str, month: Period) -> None:

@@ -226,7 +226,8 @@ def frozen(userid: str) -> dict[str, Any]:
             "comments": [{"key": "work_attitude", "period": "2026-11", "by": "lina", "reason": "两次复盘延误",
                           "rating": "2"}],
             "suggestions": [{"kind": "improve", "name": "粉丝净增长率", "score": "42.00"},
-                            {"kind": "project", "name": "工作态度与执行力", "score": "40.00"},
+                            {"kind": "project", "name": "工作态度与执行力", "score": "40.00",
+                             "threshold": "60"},
                             {"kind": "idp", "name": "", "score": ""}]}
 
 
@@ -237,7 +238,8 @@ DRAFT_ROW = {"userid": "zhangwei", "name": "张伟", "total": "64.12", "grade": 
 INCOMPLETE_ROW = {**DRAFT_ROW, "name": "王强", "complete": False, "rank": None, "total": "0.00",
                   "missing": ["粉丝净增长率（2026-11）"], "jumps": []}
 SUMMARY_ROW = {"userid": "zhangwei", "name": "张伟", "total": "64.12", "original_total": "64.12", "grade": "C",
-               "rank": 2, "calibrated": False, "bonus": "0.00", "shortfalls": ["工作态度与执行力"], "idp": True}
+               "rank": 2, "calibrated": False, "bonus": "0.00", "shortfalls": ["工作态度与执行力"], "idp": True,
+               "threshold": "60"}
 IDP = {"id": 1, "member": "张伟", "manager": "李娜", "opened_for": "2026-11", "periods": ["2026-10", "2026-11"],
        "totals": ["68.21", "64.12"], "status": "open",
        "steps": [{"kind": "training", "indicator": "粉丝净增长率", "status": "open"},
@@ -302,9 +304,10 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "results/team_view.md.j2": ({"viewer": "周敏", "period": "2026-11", "period_label": "2026年11月", "status": "closed",
                                  "rows": [{**DRAFT_ROW, "team_name": "李娜", "published": False},
                                           {**INCOMPLETE_ROW, "team_name": "王强", "published": False}],
-                                 "multiple_teams": True, "publish_at": NOW, "close_at": None},
+                                 "multiple_teams": True, "publish_at": NOW, "close_at": None, "more": 1900},
                                 ("（草稿，12-09 10:05 发布）", "**李娜的团队**", "6. 张伟 64.12 C",
-                                 "王强 0.00 C <font color=\"warning\">缺：粉丝净增长率（2026-11）")),
+                                 "王强 0.00 C <font color=\"warning\">缺：粉丝净增长率（2026-11）",
+                                 "另有 1900 人未列出")),
     "results/view_error.txt.j2": ({"code": "own_only", "name": "张伟", "text": "刘洋", "manager": False, "period": "",
                                    "publish_at": None, "publish_workday": 7},
                                   ("张伟，/result 只能查看你自己的结果，不能查看「刘洋」的。",)),
