@@ -571,9 +571,15 @@ def _scheme_name(reader: _Reader, key: str, value: str | None, base_dir: Path | 
     looks_like_file = name.endswith(".toml") or "/" in name or "\\" in name
     if looks_like_file and base_dir is not None and not Path(name).is_absolute():
         name = str((base_dir / name).resolve())
+    from bot.schemes import SchemeLoadError, load_scheme
     try:
-        from bot.schemes import load_scheme
         load_scheme(name)
+    except SchemeLoadError as error:
+        # A scheme with errors stops the bot with the problems themselves, not just their count.
+        from bot.templates import render
+        errors = [render("cli/problem.txt.j2", problem=problem) for problem in error.problems
+                  if problem.severity.value == "error"]
+        reader.problem(key, f"无法使用考核方案 {value!r}: " + ("；".join(errors) if errors else str(error)))
     except Exception as error:  # noqa: BLE001 - any failure to load is one problem with this key
         reader.problem(key, f"无法使用考核方案 {value!r}: {error}")
     return name

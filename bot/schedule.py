@@ -262,7 +262,10 @@ class JobRunner:
             with transaction(self.bot.sessions) as session:
                 detail = spec.run(JobContext(session=session, bot=self.bot, at=local, period=period)) or ""
         except Exception as error:  # noqa: BLE001 - recorded; the next catch-up retries it
-            log.exception("job %s for %s failed", job_id, period)
+            if getattr(error, "code", None) is not None:  # a typed refusal (e.g. a month not over yet)
+                log.warning("job %s for %s refused: %s", job_id, period, error)
+            else:
+                log.exception("job %s for %s failed", job_id, period)
             self._finish(job_id, period, "failed", f"{type(error).__name__}: {error}")
             raise
         self._finish(job_id, period, "done", detail)

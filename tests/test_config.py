@@ -88,3 +88,17 @@ def test_cli_with_broken_toml_prints_one_line_and_exits_2(tmp_path: Path, capsys
     assert main(["--config", str(path), "serve"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "TOML" in err
+
+
+def test_a_scheme_with_errors_stops_start_up_with_its_problems_listed(tmp_path: Path) -> None:
+    scheme = tmp_path / "bad.toml"
+    scheme.write_text('[scheme]\nkey = "bad"\nname = "坏方案"\n\n[[indicators]]\nkey = "a"\nname = "指标A"\n'
+                      'dimension = "performance"\nweight = 90\ncycle = "month"\nsource = "manual"\n'
+                      'rule = { type = "ratio" }\ntarget = 10\n', encoding="utf-8")
+    raw = {"wecom": {"corp_id": "ww1", "agent_id": 1, "secret": "s", "token": "t", "encoding_aes_key": "x" * 43},
+           "appraisal": {"default_scheme": str(scheme)}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, environ={})
+    (problem,) = caught.value.problems
+    assert problem.key == "appraisal.default_scheme"
+    assert "权重合计为 90，应为 100" in problem.message and "行为指标权重合计为 0" in problem.message
