@@ -11,6 +11,7 @@ from typing import Any
 from wechatpy.exceptions import WeChatClientException
 
 from bot.cli_ops import config_from_args, require_current_schema
+from bot.cli_support import subcommand_group
 from bot.templates import render
 
 
@@ -23,19 +24,8 @@ def _error_line(template: str, code: str, exit_code: int = 2, **params: Any) -> 
     return _fail(render(template, code=code, p=params), exit_code)
 
 
-def _subcommands(subparsers: Any, name: str, help_text: str) -> Any:
-    """The subcommands of `kpibot <name>`, shared with any other module that registers the same family."""
-    parser = subparsers.choices.get(name)
-    if parser is None:
-        parser = subparsers.add_parser(name, help=help_text)
-    for action in parser._actions:  # argparse keeps no public handle on an existing parser's subparsers
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
-
-
 def add_parsers(subparsers: Any) -> None:
-    data = _subcommands(subparsers, "data", "考核数据")
+    data = subcommand_group(subparsers, "data", "考核数据")
     sync = data.add_parser("sync-wecom", help="拉取企业微信客户联系统计（默认昨天；--from 补拉，最多 180 天内）")
     sync.add_argument("--from", dest="first", metavar="DATE", help="开始日期，例如 2026-09-01（默认昨天）")
     sync.add_argument("--to", dest="last", metavar="DATE", help="结束日期（默认昨天）")
@@ -45,7 +35,7 @@ def add_parsers(subparsers: Any) -> None:
     metrics.add_argument("--member", action="append", metavar="USERID", help="只显示这些成员（可重复）")
     metrics.set_defaults(func=cmd_wecom_metrics)
 
-    feedback = _subcommands(subparsers, "360", "360 度反馈")
+    feedback = subcommand_group(subparsers, "360", "360 度反馈")
     start = feedback.add_parser("start", help="发起一轮 360 反馈并通知成员提名评价人")
     start.add_argument("--period", required=True, metavar="P", help="平均分计入的考核期间，例如 2026")
     start.add_argument("--deadline", metavar="DATE", help="截止日期（默认 14 天后）")

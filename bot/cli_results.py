@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli_ops import config_from_args, require_current_schema
+from bot.cli_support import subcommand_group
 from bot.templates import render
 
 IMPORT_CHUNK = 1000  # rows per transaction: every row is checked first, so a chunk only fails on a database error
@@ -21,26 +22,15 @@ def _fail(message: str, exit_code: int = 2) -> Exception:
     return CliError(message, exit_code)
 
 
-def _subcommands(subparsers: Any, name: str, help_text: str) -> Any:
-    """The subcommands of `kpibot <name>`, shared with any other module registering the same family (`data`)."""
-    parser = subparsers.choices.get(name)
-    if parser is None:
-        parser = subparsers.add_parser(name, help=help_text)
-    for action in parser._actions:  # argparse keeps no public handle on an existing parser's subparsers
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
-
-
 def add_parsers(subparsers: Any) -> None:
-    data = _subcommands(subparsers, "data", "考核数据")
+    data = subcommand_group(subparsers, "data", "考核数据")
     imported = data.add_parser("import", help="导入考核数据（CSV 或 XLSX，列同 score preview）；全部校验通过才写入")
     imported.add_argument("file", metavar="FILE", help="数据文件：member,team,indicator,period,value,target")
     imported.add_argument("--by", default="cli", metavar="USERID", help="记录为谁录入（默认 cli）")
     imported.add_argument("--dry-run", action="store_true", help="只校验，不写入")
     imported.set_defaults(func=cmd_data_import)
 
-    results = _subcommands(subparsers, "results", "考核结果")
+    results = subcommand_group(subparsers, "results", "考核结果")
     export = results.add_parser("export", help="导出某期间的结果（含草稿）为 CSV 或 XLSX")
     export.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv", help="格式（默认 csv）")
