@@ -176,10 +176,10 @@ def take_screenshot(path: Path) -> Path:
                                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
                 page = SandboxPage(driver, sandbox)
                 page.open()
-                page.pick("zhangwei")
+                page.pick("yangfan")
                 page.wait_for_bot("欢迎使用")
-                page.send("/help")
-                page.wait_for_bot("你可以使用以下命令")
+                page.send("/result")  # the seeded history: his last published month and the two before it
+                page.wait_for_bot("考核结果 · 杨帆")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if not driver.save_screenshot(str(path)):
                     raise RuntimeError(f"Chromium could not write {path}")
@@ -267,8 +267,10 @@ def test_a_weekly_report_is_written_and_submitted_with_the_card_button(page: San
     card.find_element(By.CSS_SELECTOR, ".card-button.style-1").click()  # the primary button: submit
     page.wait_for_bot("已提交")
     with transaction(sandbox.bot.sessions) as session:
-        [report] = session.scalars(select(WeeklyReport).where(WeeklyReport.userid == "yangfan")).all()
-    assert report.status == "submitted"
+        # the newest: the seeded history holds his earlier weeks too
+        report = session.scalars(select(WeeklyReport).where(WeeklyReport.userid == "yangfan")
+                                 .order_by(WeeklyReport.week.desc())).first()
+    assert report is not None and report.status == "submitted"
     assert {key: report.answers.get(key) for key in answers} == answers
 
 
@@ -369,16 +371,18 @@ def test_time_controls_move_sandbox_time_and_run_jobs(page: SandboxPage, sandbox
     assert [run.scheduled_for for run in runs] == [upcoming.at]
 
 
-def test_month_close_and_publish_reach_a_manager_while_she_watches(page: SandboxPage) -> None:
-    page.pick("lina")
+def test_month_close_and_publish_reach_a_member_while_he_watches(page: SandboxPage, sandbox: Sandbox) -> None:
+    page.pick("zhangwei")
     before = len(page.bubbles("from_bot"))
     page.jump_to("month_close")
     page.jump_to("publish")
-    # What the jobs sent arrives in the open conversation without a reload, rendered as WeCom does.
-    summary = page.wait(lambda d: [b for b in page.bubbles("from_bot")[before:]
-                                   if "考核结果" in b.text and b.find_elements(By.CSS_SELECTOR, "strong")] or False,
-                        "no results summary reached 李娜")[-1]
-    assert "李娜" in summary.text
+    # The seeded data makes the month complete, so its publication reaches 张伟 without a reload, as WeCom shows it.
+    month = sandbox.now().replace(day=1) - timedelta(days=1)
+    title = f"{month.year}年{month.month}月考核结果 · 张伟"
+    result = page.wait(lambda d: [b for b in page.bubbles("from_bot")[before:]
+                                  if title in b.text and b.find_elements(By.CSS_SELECTOR, "strong")] or False,
+                       f"no result message ({title}) reached 张伟")[-1]
+    assert "总分" in result.text and "等级" in result.text
 
 
 def test_take_screenshot_writes_a_png(tmp_path: Path) -> None:
