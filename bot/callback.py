@@ -12,7 +12,7 @@ from wechatpy.exceptions import InvalidSignatureException
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.db import transaction
+from bot.db import urgent_connection
 from bot.inbox import store_update
 from bot.updates import MalformedUpdate, parse_update
 
@@ -79,8 +79,8 @@ def create_callback_blueprint(config: Config, session_factory: sessionmaker[Sess
             log.warning("callback POST decrypted to something unreadable: %s", error)
             return _plain("bad message", 400)
         try:
-            with transaction(session_factory, urgent=True) as session:
-                is_new = store_update(session, update, clock)
+            with urgent_connection(session_factory.kw["bind"]) as connection:
+                is_new = store_update(connection, update, clock)
         except Exception:  # noqa: BLE001
             # Not stored means not acknowledged: a non-200 makes WeCom deliver it again later.
             log.exception("could not store callback from %s", update.from_user)

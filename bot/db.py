@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -129,6 +129,19 @@ def transaction(factory: sessionmaker[Session], *, urgent: bool = False) -> Iter
         raise
     finally:
         session.close()
+        _urgency.urgent = previous
+
+
+@contextmanager
+def urgent_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in one transaction that goes first on SQLite: the callback's single insert
+    needs none of the ORM's unit-of-work machinery, and it is on the path WeCom is waiting for."""
+    previous = getattr(_urgency, "urgent", False)
+    _urgency.urgent = True
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
         _urgency.urgent = previous
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import outbox
@@ -33,7 +33,7 @@ class _HandlerFailed(Exception):
         self.payload = payload
 
 
-def store_update(session: Session, update: Update, clock: Clock) -> bool:
+def store_update(session: Session | Connection, update: Update, clock: Clock) -> bool:
     """Record an acknowledged delivery; False when WeCom is retrying one we already have."""
     row = {
         "dedupe_key": update.dedupe_key(),

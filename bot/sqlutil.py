@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session
 
 
-def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+def insert_ignoring_duplicates(session: Session | Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
     """Insert rows, silently skipping any whose unique key exists; returns how many were inserted.
 
     Used where a duplicate is expected and harmless (a retried callback, a re-enqueued message):
@@ -16,7 +16,7 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
     """
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
+    dialect = (session.dialect if isinstance(session, Connection) else session.get_bind().dialect).name
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
         statement = insert(table).on_conflict_do_nothing()
