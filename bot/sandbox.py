@@ -205,14 +205,19 @@ class SandboxScheduler:
     def _tick(self) -> None:
         """Sandbox time also flows by itself; run what comes due as it does."""
         while not self._stop.wait(self.tick_seconds):
-            if not self._lock.acquire(blocking=False):
-                continue  # an advance or jump is running the jobs itself
             try:
-                self._run_until(self.clock.now(), move_clock=False)
+                self.run_due()
             except Exception:  # noqa: BLE001 - the ticker must survive; the job itself was logged
                 log.exception("sandbox scheduler tick failed")
-            finally:
-                self._lock.release()
+
+    def run_due(self) -> list[JobOutcome]:
+        """Run every job that came due up to the sandbox's now (one tick of the ticker)."""
+        if not self._lock.acquire(blocking=False):
+            return []  # an advance or jump is running the jobs itself
+        try:
+            return self._run_until(self.clock.now(), move_clock=False)
+        finally:
+            self._lock.release()
 
     # -- what is coming ---------------------------------------------------------------------------
     def upcoming(self) -> list[ScheduledEvent]:
