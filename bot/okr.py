@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -12,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import outbox
+from bot import cards, outbox
 from bot.models import Department, Member, OkrKeyResult, OkrObjective, OkrProgress
 from bot.outbox import Outgoing
 from bot.routing import Person, Role, UserFacingError
@@ -400,18 +399,14 @@ def approver_for(session: Session, owner: str, admins: Sequence[str]) -> list[st
     return [admin for admin in admins if admin != owner] or list(admins)
 
 
-def approval_card(kr: KrView, *, title: str, description: str) -> dict[str, Any]:
-    """A button card for the approver; each click comes back as okr:approve:<id> or okr:return:<id>."""
-    return {
-        "card_type": "button_interaction",
-        "main_title": {"title": title[:26], "desc": description[:30]},
-        "sub_title_text": f"KR{kr.id} {kr.title}（目标 {kr.target_text}{kr.unit}）"[:160],
-        "task_id": f"okr_kr{kr.id}_{uuid.uuid4().hex}",
-        "button_list": [
-            {"type": 0, "text": "批准", "style": 1, "key": f"okr:approve:{kr.id}"},
-            {"type": 0, "text": "退回", "style": 2, "key": f"okr:return:{kr.id}"},
-        ],
-    }
+def approval_card(kr: KrView, lines: Sequence[str]) -> dict[str, Any]:
+    """A button card for the approver from the five lines of okr/approval_card.txt.j2; each click comes back
+    as okr:approve:<id> or okr:return:<id>."""
+    title, description, body, approve, send_back = (list(lines) + [""] * 5)[:5]
+    return cards.button_card(task_id=cards.new_task_id(f"okr_kr{kr.id}"), title=title, description=description,
+                             body=body, buttons=[cards.CardButton(approve, f"okr:approve:{kr.id}"),
+                                                 cards.CardButton(send_back, f"okr:return:{kr.id}",
+                                                                  cards.ButtonStyle.SECONDARY)])
 
 
 # -- the quarter-end job (bot.schedule.JOBS "okr_quarter_close") ----------------------------------------------

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from bot import outbox
+from bot import cards, outbox
 from bot.feedback360 import (
     CONVERSATION_TIMEOUT,
     DEFAULT_DEADLINE_DAYS,
@@ -158,14 +157,11 @@ def _nominate_self(ctx: Context, words: list[str]) -> None:
 def _send_nomination_card(ctx: Context, reviewer: str, nomination: Feedback360Nomination, subject_name: str,
                           raters: list[str]) -> None:
     lines = ctx.render("feedback360/nomination_card.txt.j2", subject_name=subject_name, raters=raters,
-                       proposed_by=nomination.proposed_by).splitlines() + ["", "", ""]
-    card = {
-        "card_type": "button_interaction",
-        "main_title": {"title": lines[0][:26], "desc": lines[1][:30]},
-        "sub_title_text": lines[2][:160],
-        "task_id": f"f360_n{nomination.id}_{uuid.uuid4().hex}",
-        "button_list": [{"type": 0, "text": "确认", "style": 1, "key": f"360:confirm:{nomination.id}"}],
-    }
+                       proposed_by=nomination.proposed_by).splitlines()
+    title, description, body, confirm = (lines + [""] * 4)[:4]
+    card = cards.button_card(task_id=cards.new_task_id(f"f360_n{nomination.id}"), title=title,
+                             description=description, body=body,
+                             buttons=[cards.CardButton(confirm, f"360:confirm:{nomination.id}")])
     outbox.enqueue(ctx.session, f"{ctx.reply_key}:360-card:{reviewer}", Outgoing.card(reviewer, card), ctx.now)
 
 

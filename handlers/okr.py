@@ -138,9 +138,9 @@ def _edit_kr(ctx: Context, words: list[str]) -> None:
 def _ask_for_approval(ctx: Context, kr: OkrKeyResult, *, edited: bool) -> None:
     view = kr_view(ctx.session, kr)
     approvers = approver_for(ctx.session, kr.owner, ctx.config.org.admins)
-    title, description = (ctx.render("okr/approval_card.txt.j2", kr=view).splitlines() + ["", ""])[:2]
+    lines = ctx.render("okr/approval_card.txt.j2", kr=view).splitlines()
     for approver in approvers:
-        card = approval_card(view, title=title, description=description)
+        card = approval_card(view, lines)
         outbox.enqueue(ctx.session, f"{ctx.reply_key}:okr-approval:{approver}", Outgoing.card(approver, card),
                        ctx.now)
     names = {m.userid: m.name for m in ctx.session.scalars(select(Member).where(Member.userid.in_(approvers)))}
