@@ -26,6 +26,17 @@
 # * message/send omits invaliduser/invalidparty/invalidtag when empty. Besides the five brief types it
 #   takes `file` and `image` referring to a media_id from media/upload (unknown → 40007).
 # * gettoken returns the current token (with its remaining lifetime) while it is valid, as WeCom does.
+# * Visibility (可见范围, set_visibility): department/list without id lists only the visible departments, with the id
+#   of an invisible one 60011; user/list and user/simplelist of an invisible department and user/get of an invisible
+#   member answer 60011; direct_leader and department_leader list only visible members. By default the app sees
+#   department 1, i.e. everyone.
+# * Customer-contact permission (deny_customer_contact): behaviour data and externalcontact/list for such a member
+#   answer 84074; so does groupchat/statistic when one is among the owners (WeCom's documents are silent there;
+#   the strict answer makes the bot leave them out).
+# * Concurrency (limit_stats_concurrency): WeCom limits concurrent calls of one customer-contact API per company;
+#   a call arriving while `limit` calls of the same API are being answered gets 45033.
+# * block_ip(ip): every call but gettoken answers 60020 with "from ip: <ip>" in errmsg, as WeCom does when the
+#   server's address is not among the app's 企业可信IP.
 
 from __future__ import annotations
 
@@ -259,6 +270,7 @@ class _Request:
     body: dict[str, Any] | None = None
     body_is_json_object: bool = False
     upload: tuple[str, str, bytes] | None = None  # (field name, filename, content)
+    stats_slot: bool = False  # holds one of limit_stats_concurrency's slots until answered
 
 
 _Endpoint = Callable[["FakeWeCom", _Request, datetime, list[DeliveredMessage]], dict[str, Any]]
@@ -369,6 +381,13 @@ class FakeWeCom:
         self._group_statistics: dict[tuple[str, date], dict[str, int]] = {}
         self._customers: dict[str, int] = {}
         self._stats_allowed = True
+        self._visible_departments: frozenset[int] = frozenset({1})
+        self._visible_users: frozenset[str] = frozenset()
+        self._no_customer_contact: set[str] = set()
+        self._stats_concurrency: int | None = None
+        self._stats_hold = 0.0
+        self._stats_in_flight: dict[str, int] = {}
+        self._blocked_ip: str | None = None
 
         # WeCom's memory
         self._tokens: dict[str, datetime] = {}
@@ -563,6 +582,36 @@ class FakeWeCom:
         with self._condition:
             self._stats_allowed = allowed
 
+    def set_visibility(self, departments: Sequence[int] = (1,), users: Sequence[str] = ()) -> None:
+        """The app's 可见范围: these departments (with their sub-departments) and these members."""
+        with self._condition:
+            unknown = [d for d in departments if d not in self._departments]
+            if unknown:
+                raise ValueError(f"unknown departments {unknown}")
+            self._visible_departments = frozenset(departments)
+            self._visible_users = frozenset(users)
+
+    def deny_customer_contact(self, *userids: str, denied: bool = True) -> None:
+        """Members without customer-contact permission (客户联系 → 使用范围); their stats answer 84074."""
+        with self._condition:
+            if denied:
+                self._no_customer_contact.update(userids)
+            else:
+                self._no_customer_contact.difference_update(userids)
+
+    def limit_stats_concurrency(self, limit: int | None, hold: float = 0.0) -> None:
+        """At most `limit` concurrent calls of each customer-contact API (more answer 45033); each call takes
+        `hold` seconds to answer, as WeCom's do. None lifts the limit."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._condition:
+            self._stats_concurrency, self._stats_hold = limit, hold
+
+    def block_ip(self, ip: str | None = "203.0.113.7") -> None:
+        """Calls come from `ip`, which is not among the app's 企业可信IP: all but gettoken answer 60020. None unblocks."""
+        with self._condition:
+            self._blocked_ip = ip
+
     def issue_response_code(self, task_id: str) -> str:
         """A fresh ResponseCode for a card click, as WeCom puts in each template_card_event callback."""
         with self._condition:
@@ -743,6 +792,8 @@ class FakeWeCom:
                     logger.exception("FakeWeCom subscriber failed")
         if fault is not None and fault.delay > 0:
             self._stopping.wait(fault.delay)
+        if request.stats_slot:
+            self._release_stats_slot(request.path)
         _write_answer(handler, answer)
 
     def _read_request(self, handler: _Handler, method: str) -> _Request | None:
@@ -786,6 +837,7 @@ class FakeWeCom:
             if request.method != method:
                 raise _ApiError(43001 if method == "GET" else 43002, f"require {method} method")
             if request.path != "gettoken":
+                self._check_ip()
                 self._check_token(request.query.get("access_token"), now)
             if method == "POST" and request.path != "media/upload" and not request.body_is_json_object:
                 raise _ApiError(47001, "data format error: body is not a JSON object")
@@ -796,6 +848,11 @@ class FakeWeCom:
             logger.exception("FakeWeCom failed on %s %s", request.method, request.path)
             return _Answer(500, f"fake WeCom crashed:\n{traceback.format_exc()}".encode(), "text/plain")
         return _Answer.json({"errcode": 0, "errmsg": "ok", **result})
+
+    def _check_ip(self) -> None:
+        if self._blocked_ip is not None:
+            raise _ApiError(60020, f"not allow to access from your ip, hint: [{secrets.token_hex(8)}], from ip: "
+                                   f"{self._blocked_ip}, more info at https://open.work.weixin.qq.com/devtool/query?e=60020")
 
     def _check_token(self, token: str | None, now: datetime) -> None:
         if not token:
@@ -897,7 +954,11 @@ class FakeWeCom:
         return {"invaliduser": invalid} if invalid else {}
 
     def _department_list(self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]) -> dict[str, Any]:
-        root = self._department_id(request.query.get("id") or "1")
+        if not request.query.get("id"):
+            return {"department": [self._department_json(d) for d in self._subtree(1) if self._visible(d.id)]}
+        root = self._department_id(request.query["id"])
+        if not self._visible(root):
+            raise _ApiError(60011, f"no privilege to access/modify contact/party/agent, department {root}")
         return {"department": [self._department_json(d) for d in self._subtree(root)]}
 
     def _user_list(self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]) -> dict[str, Any]:
@@ -915,10 +976,13 @@ class FakeWeCom:
         member = self._members.get(request.query.get("userid", ""))
         if member is None:
             raise _ApiError(60111, "userid not found")
+        if not self._visible_member(member):
+            raise _ApiError(60011, f"no privilege to access/modify contact/party/agent, user {member.userid}")
         return self._member_json(member)
 
     def _behavior_data(self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]) -> dict[str, Any]:
         self._check_stats_permission()
+        self._take_stats_slot(request)
         body = request.body or {}
         userids = _string_list(body.get("userid"), "userid")
         partyids = _int_list(body.get("partyid"), "partyid")
@@ -927,6 +991,7 @@ class FakeWeCom:
         if len(userids) > 100 or len(partyids) > 100:
             raise _ApiError(40058, "at most 100 userid and 100 partyid")
         members = set(self._known_userids(userids))
+        self._check_customer_contact(userids)
         for partyid in partyids:
             members.update(m.userid for m in self._members_in(self._department_id(str(partyid)), recursive=True))
         first, last = self._stats_days(body.get("start_time"), body.get("end_time"), now, latest_offset=0)
@@ -951,6 +1016,7 @@ class FakeWeCom:
         self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]
     ) -> dict[str, Any]:
         self._check_stats_permission()
+        self._take_stats_slot(request)
         body = request.body or {}
         begin = body.get("day_begin_time")
         first, last = self._stats_days(begin, body.get("day_end_time") or begin, now, latest_offset=1)
@@ -963,6 +1029,7 @@ class FakeWeCom:
         if not owners and len(self._members) > 1000:
             raise _ApiError(81017, "too many members visible; pass owner_filter")
         wanted = set(self._known_userids(owners)) if owners else None
+        self._check_customer_contact(owners)
         order_by = body.get("order_by", 1)
         if order_by not in _GROUP_ORDER_FIELDS:
             raise _ApiError(40058, "order_by must be 1..4")
@@ -991,8 +1058,10 @@ class FakeWeCom:
         self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]
     ) -> dict[str, Any]:
         self._check_stats_permission()
+        self._take_stats_slot(request)
         userid = request.query.get("userid", "")
         self._known_userids([userid])
+        self._check_customer_contact([userid])
         count = self._customers.get(userid, 0)
         if count == 0:
             raise _ApiError(84061, "not external contact")
@@ -1019,6 +1088,36 @@ class FakeWeCom:
     def _check_stats_permission(self) -> None:
         if not self._stats_allowed:
             raise _ApiError(48002, "api forbidden: the app is not allowed to call customer contact APIs")
+
+    def _check_customer_contact(self, userids: Sequence[str]) -> None:
+        denied = [u for u in userids if u in self._no_customer_contact]
+        if denied:
+            raise _ApiError(84074, f"no external contact permission: {'|'.join(denied)}")
+
+    def _take_stats_slot(self, request: _Request) -> None:
+        if self._stats_concurrency is None:
+            return
+        busy = self._stats_in_flight.get(request.path, 0)
+        if busy >= self._stats_concurrency:
+            raise _ApiError(45033)
+        self._stats_in_flight[request.path] = busy + 1
+        request.stats_slot = True
+
+    def _release_stats_slot(self, path: str) -> None:
+        # Held outside the lock, so other calls of the same API arrive while this one is "being answered".
+        self._stopping.wait(self._stats_hold)
+        with self._condition:
+            self._stats_in_flight[path] = max(0, self._stats_in_flight.get(path, 1) - 1)
+
+    def _visible(self, department: int) -> bool:
+        return bool(self._ancestors_and_self(department) & self._visible_departments)
+
+    def _visible_member(self, member: FakeMember) -> bool:
+        return member.userid in self._visible_users or any(self._visible(d) for d in member.departments)
+
+    def _visible_userid(self, userid: str) -> bool:
+        member = self._members.get(userid)
+        return member is not None and self._visible_member(member)
 
     def _check_agent(self, agentid: Any) -> None:
         if not _is_int(agentid):
@@ -1153,6 +1252,8 @@ class FakeWeCom:
 
     def _members_of_request(self, request: _Request) -> list[FakeMember]:
         department = self._department_id(request.query.get("department_id", ""))
+        if not self._visible(department):
+            raise _ApiError(60011, f"no privilege to access/modify contact/party/agent, department {department}")
         return self._members_in(department, recursive=request.query.get("fetch_child") == "1")
 
     def _members_in(self, department: int, *, recursive: bool) -> list[FakeMember]:
@@ -1208,7 +1309,7 @@ class FakeWeCom:
             "id": department.id,
             "name": department.name,
             "name_en": department.name_en,
-            "department_leader": list(department.leaders),
+            "department_leader": [u for u in department.leaders if self._visible_userid(u)],
             "parentid": department.parentid,
             "order": department.order,
         }
@@ -1221,7 +1322,7 @@ class FakeWeCom:
             "order": [0] * len(member.departments),
             "position": member.position,
             "is_leader_in_dept": [int(member.userid in self._departments[d].leaders) for d in member.departments],
-            "direct_leader": list(member.direct_leader),
+            "direct_leader": [u for u in member.direct_leader if self._visible_userid(u)],
             "main_department": member.main_department,
             "status": member.status,
             "alias": member.alias,

@@ -550,7 +550,69 @@ def test_fixture_api_refuses_inconsistent_contacts(fake: FakeWeCom) -> None:
         fake.set_user("alice", nickname="Al")
 
 
+def test_the_apps_visibility_limits_what_the_contacts_api_answers(client: LocalClient, fake: FakeWeCom) -> None:
+    fake.set_visibility(departments=(3,), users=("frank",))  # 可见范围: 社群组 and one member of 财务部
+    assert [d["id"] for d in client.department.get()] == [3]  # department/list without id: only what it sees
+    assert [u["userid"] for u in client.user.list(3)] == ["alice", "bob"]
+    alice = client.user.get("alice")
+    assert alice["direct_leader"] == []  # dora leads 运营部, outside the app's sight
+    assert client.user.get("frank")["userid"] == "frank"  # visible by name, though 财务部 is not
+    for call in (lambda: client.department.get(2), lambda: client.user.list(5), lambda: client.user.get("dora"),
+                 lambda: client.user.list(2, fetch_child=True)):
+        with pytest.raises(WeChatClientException) as raised:
+            call()
+        assert raised.value.errcode == 60011
+    fake.set_visibility()  # back to the whole company
+    assert client.user.get("alice")["direct_leader"] == ["dora"]
+
+
+def test_a_blocked_ip_gets_60020_naming_the_address_except_on_gettoken(client: LocalClient, fake: FakeWeCom) -> None:
+    fake.block_ip("198.51.100.20")
+    assert client.fetch_access_token()["access_token"]
+    with pytest.raises(WeChatClientException) as raised:
+        client.user.get("alice")
+    assert raised.value.errcode == 60020 and "from ip: 198.51.100.20" in raised.value.errmsg
+    fake.block_ip(None)
+    assert client.user.get("alice")["userid"] == "alice"
+
+
 # ---------------------------------------------------------------- customer-contact statistics
+
+
+def test_a_member_without_customer_contact_permission_gets_84074(client: LocalClient, fake: FakeWeCom) -> None:
+    fake.deny_customer_contact("alice")
+    day = day_start(TODAY - timedelta(days=1))
+    for path, body in (("externalcontact/get_user_behavior_data", {"userid": ["alice"], "start_time": day,
+                                                                   "end_time": day}),
+                       ("externalcontact/groupchat/statistic", {"day_begin_time": day,
+                                                                "owner_filter": {"userid_list": ["bob", "alice"]}})):
+        with pytest.raises(WeChatClientException) as raised:
+            client.post(path, data=body)
+        assert raised.value.errcode == 84074
+    with pytest.raises(WeChatClientException) as raised:
+        client.get("externalcontact/list", params={"userid": "alice"})
+    assert raised.value.errcode == 84074
+    assert client.post("externalcontact/get_user_behavior_data",
+                       data={"userid": ["bob"], "start_time": day, "end_time": day})["behavior_data"]
+
+
+def test_a_second_concurrent_call_of_one_stats_api_gets_45033(client: LocalClient, fake: FakeWeCom) -> None:
+    fake.limit_stats_concurrency(1, hold=0.5)
+    day = day_start(TODAY - timedelta(days=1))
+    body = {"userid": ["bob"], "start_time": day, "end_time": day}
+    first: dict[str, Any] = {}
+    slow = threading.Thread(target=lambda: first.update(client.post("externalcontact/get_user_behavior_data",
+                                                                    data=body)))
+    slow.start()
+    fake.wait_for_calls("externalcontact/get_user_behavior_data", 1)
+    with pytest.raises(WeChatClientException) as raised:  # the first is still being answered
+        client.post("externalcontact/get_user_behavior_data", data=body)
+    assert raised.value.errcode == 45033
+    fake.set_customer_count("bob", 2)
+    assert len(client.get("externalcontact/list", params={"userid": "bob"})["external_userid"]) == 2  # its own limit
+    slow.join(timeout=5)
+    assert first["errcode"] == 0
+    assert client.post("externalcontact/get_user_behavior_data", data=body)["errcode"] == 0  # one at a time is fine
 
 
 def test_behavior_data_sums_several_members_per_day(client: LocalClient, fake: FakeWeCom) -> None:
