@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot import feedback360, okr
-from bot.models import OkrKeyResult, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
+from bot.models import OkrKeyResult, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay, WeComStatsGap
 from scoring import Period, PeriodKind, Scheme, indicator_periods
 from scoring.okr_scores import okr_average
 from scoring.wecom_metrics import (
@@ -222,12 +222,23 @@ def wecom_metrics(session: Session, userids: Sequence[str], first: date, last: d
 
 # -- the data-quality check ------------------------------------------------------------------------------------
 
+def permission_gaps(session: Session, userids: Sequence[str], first: date, last: date) -> dict[str, set[date]]:
+    """The days the statistics sync skipped each member because WeCom answered 84074 (no customer-contact
+    permission); a later pull that works removes them."""
+    found: dict[str, set[date]] = defaultdict(set)
+    for chunk in _chunks(userids):
+        for row in session.scalars(select(WeComStatsGap).where(
+                WeComStatsGap.userid.in_(chunk), WeComStatsGap.day >= first, WeComStatsGap.day <= last)):
+            found[row.userid].add(row.day)
+    return found
+
+
 @dataclass(frozen=True)
 class DataFlag:
     """Something the data-quality check should show about one member's WeCom figures in a period."""
 
     userid: str
-    kind: str  # "contact_burst" | "missing_days"
+    kind: str  # "contact_burst" | "missing_days" | "no_contact_permission"
     period: str
     detail: Mapping[str, Any] = field(default_factory=dict)
 
@@ -247,9 +258,16 @@ def data_quality_flags(session: Session, members: Mapping[str, Scheme] | Iterabl
     if not userids or until < first:
         return flags
     behavior = _behavior(session, userids, first - BURST_LOOKBACK, min(last + timedelta(days=rule.window), until))
+    denied = permission_gaps(session, userids, first, until)
     for userid in userids:
         days = behavior.get(userid, [])
         gaps = missing_days(first, until, (d.day for d in days))
+        # Days WeCom refused for lack of customer-contact permission are named as such, not as "not pulled".
+        no_permission = [day for day in gaps if day in denied.get(userid, ())]
+        if no_permission:
+            flags.append(DataFlag(userid, "no_contact_permission", text, {
+                "days": len(no_permission), "first": no_permission[0], "last": no_permission[-1]}))
+            gaps = [day for day in gaps if day not in denied[userid]]
         if gaps:
             flags.append(DataFlag(userid, "missing_days", text, {"days": len(gaps), "first": gaps[0],
                                                                  "last": gaps[-1]}))

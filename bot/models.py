@@ -284,6 +284,17 @@ class WeComCustomerCount(Base):
     fetched_at: Mapped[datetime]
 
 
+class WeComStatsGap(Base):
+    """A day of one member's figures WeCom would not give for a reason the data-quality check names (84074)."""
+
+    __tablename__ = "wecom_stats_gaps"
+
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    errcode: Mapped[int] = mapped_column(Integer)
+    noted_at: Mapped[datetime]
+
+
 class OkrObjective(Base):
     """A department objective for one quarter."""
 

@@ -590,6 +590,11 @@ def _wecom_flags(session: Session, config: Config, computed: Computed, now: date
     return data_quality_flags(session, computed.schemes, computed.period, today=today)
 
 
+def _no_contact_permission(flags: Sequence[Any], roster: Roster) -> list[str]:
+    """Members the statistics sync skipped for lack of customer-contact permission (84074), by name."""
+    return [roster.org.name(flag.userid) for flag in flags if getattr(flag, "kind", None) == "no_contact_permission"]
+
+
 # -- writing results ---------------------------------------------------------------------------------------------
 def _upsert(session: Session, existing: PeriodResult | None, result: MemberResult, scheme: Scheme,
             frozen: dict[str, Any], status: str, now: datetime) -> PeriodResult:
@@ -743,7 +748,7 @@ def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, 
                       members=len(results), complete=len(results) - len(incomplete), incomplete=incomplete[:30],
                       more=max(0, len(incomplete) - 30), jumps=[_jump_view(j, roster) for j in jumps[:20]],
                       more_jumps=max(0, len(jumps) - 20), problems=_problem_views(computed.problems),
-                      flags=len(flags), ignored=[roster.org.name(u) for u in computed.ignored_calibrations],
+                      flags=len(flags), no_contact_permission=_no_contact_permission(flags, roster), ignored=[roster.org.name(u) for u in computed.ignored_calibrations],
                       publish_at=_local(config, publish_at))
             session.add(AuditEntry(at=now, actor="system", action="results.close", subject=text, detail={
                 "members": len(results), "complete": len(results) - len(incomplete), "jumps": len(jumps)}))

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time as _time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from wechatpy.exceptions import WeChatClientException
 from bot import outbox
 from bot.config import Config
 from bot.db import transaction
-from bot.models import Department, Member, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
+from bot.models import Department, Member, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay, WeComStatsGap
 from bot.outbox import Outgoing
 from bot.templates import render
 
@@ -38,11 +39,15 @@ CUSTOMERS_PATH = "externalcontact/list"
 
 NOT_PERMITTED = 48002
 TOKEN_ERRORS = {40014, 42001}
-RATE_LIMITED = {45009, 45033}
+RATE_LIMITED = {45009}  # the frequency limit holds for a minute or an hour: stop tonight's run
+CONCURRENCY_LIMITED = 45033  # "lower your concurrency": back off, go on one call at a time
+# Waits before each retry of a call WeCom answered 45033 once the run is serial; then the run stops.
+CONCURRENCY_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
 SYSTEM_BUSY = -1
 NO_CUSTOMERS = 84061  # externalcontact/list: the member has no external contacts
+NO_CONTACT_PERMISSION = 84074  # the member is outside 客户联系's 使用范围: skipped, noted for the data-quality check
 # The member is unknown to WeCom or outside the app's visibility: skip them, the others still count.
-MEMBER_ERRORS = {60111, 60011, 40003, 84014, NOT_PERMITTED}
+MEMBER_ERRORS = {60111, 60011, 40003, 84014, NOT_PERMITTED, NO_CONTACT_PERMISSION}
 # A run that meets this many failing calls in a row is not going to get better tonight.
 MAX_CONSECUTIVE_FAILURES = 20
 
@@ -81,6 +86,9 @@ class SyncReport:
     skipped: tuple[str, ...] = ()  # members WeCom does not know or would not give
     failed: tuple[str, ...] = ()  # members whose call failed for another reason
     stopped: str | None = None  # why the run stopped early, if it did
+    no_permission: tuple[str, ...] = ()  # skipped members without customer-contact permission (84074)
+    not_pulled: tuple[str, ...] = ()  # members a stopped run did not reach (the next run pulls them)
+    serial: bool = False  # WeCom asked for less concurrency (45033) and the run went on one call at a time
 
 
 def wecom_today(now: datetime) -> date:
@@ -151,15 +159,22 @@ class _TokenRejected(Exception):
     """A worker thread met 40014/42001; only the thread that started the run refreshes the token."""
 
 
+class _Deferred(Exception):
+    """A worker thread met 45033: the run goes serial and the thread that started it pulls this member again."""
+
+
 class StatsApi:
     """The three customer-contact calls with bounded retries: a token error refetches once, "system busy" is
-    tried once more, 48002 and the frequency limit stop the run at once (never a retry loop).
+    tried once more, 48002 and the frequency limit stop the run at once (never a retry loop). 45033 makes the
+    run serial: worker threads hand their member back, the starting thread retries after a growing wait.
 
     Worker threads never touch the database: they use the token the starting thread fetched, and a rejected
     token sends their member back to that thread (on SQLite another connection would wait on the run's lock)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, sleep: Callable[[float], None] = _time.sleep) -> None:
         self.client = client
+        self.sleep = sleep  # WeCom's own clock sets the pace of a backoff, so this is real time
+        self.serial = False
         self._lock = threading.Lock()
         self._owner = threading.get_ident()
         self._token: str | None = None
@@ -182,6 +197,7 @@ class StatsApi:
     def _call(self, method: str, path: str, params: dict[str, Any] | None = None,
               data: dict[str, Any] | None = None) -> dict[str, Any]:
         refreshed = busy_retried = False
+        backoffs = iter(CONCURRENCY_BACKOFF)
         send = getattr(self.client, method)
         while True:
             token = self._current_token()
@@ -195,6 +211,16 @@ class StatsApi:
                     raise StatsNotPermitted(path, str(error.errmsg)) from None
                 if error.errcode in RATE_LIMITED:
                     raise StatsStopped(f"{error.errcode} {error.errmsg}") from None
+                if error.errcode == CONCURRENCY_LIMITED:
+                    self.serial = True
+                    if threading.get_ident() != self._owner:
+                        raise _Deferred() from None
+                    wait_for = next(backoffs, None)
+                    if wait_for is None:
+                        raise StatsStopped(f"{error.errcode} {error.errmsg}") from None
+                    log.info("WeCom asked for less concurrency (45033): waiting %ss, then one call at a time", wait_for)
+                    self.sleep(wait_for)
+                    continue
                 if error.errcode in TOKEN_ERRORS and not refreshed:
                     if threading.get_ident() != self._owner:
                         raise _TokenRejected() from None
@@ -263,6 +289,7 @@ class _MemberPull:
     errcode: int | None = None
     failed: bool = False
     token_rejected: bool = False
+    deferred: bool = False  # not pulled yet: handed back by a worker (45033) or never reached by a stopped run
 
     @property
     def ok(self) -> bool:
@@ -272,10 +299,18 @@ class _MemberPull:
     def skipped(self) -> bool:
         return self.failed and self.errcode in MEMBER_ERRORS
 
+    @property
+    def again(self) -> bool:
+        """To pull again on the thread that started the run."""
+        return self.token_rejected or self.deferred
+
 
 def _pull_member(api: StatsApi, userid: str, first: date, last: date, with_customers: bool,
                  probe: bool = False) -> _MemberPull:
     pull = _MemberPull(userid)
+    if api.serial and threading.get_ident() != api._owner:
+        pull.failed, pull.deferred = True, True  # the run went serial: the starting thread pulls this one
+        return pull
     try:
         pull.days = api.behavior(userid, first, last)
         if with_customers:
@@ -288,6 +323,8 @@ def _pull_member(api: StatsApi, userid: str, first: date, last: date, with_custo
         pull.failed, pull.errcode = True, NOT_PERMITTED
     except _TokenRejected:
         pull.failed, pull.token_rejected = True, True
+    except _Deferred:
+        pull.failed, pull.deferred = True, True
     except WeChatClientException as error:
         pull.failed, pull.errcode = True, error.errcode
         if error.errcode not in MEMBER_ERRORS:
@@ -300,6 +337,7 @@ class _Fetched:
     pulls: list[_MemberPull] = field(default_factory=list)
     groups: dict[tuple[str, date], dict[str, Any]] = field(default_factory=dict)
     group_owners: list[str] = field(default_factory=list)
+    group_days: list[date] = field(default_factory=list)  # days whose group figures came for every owner
     stopped: str | None = None
 
 
@@ -314,13 +352,17 @@ def fetch_stats(api: StatsApi, userids: Sequence[str], first: date, last: date, 
         fetched.pulls.append(_pull_member(api, userids[0], first, last, with_customers, probe=True))
         if progress:
             progress(1, len(userids))
-        fetched.pulls.extend(_pull_all(api, userids[1:], first, last, with_customers, concurrency, len(userids),
-                                       progress))
-        rejected = [index for index, pull in enumerate(fetched.pulls) if pull.token_rejected]
-        if rejected:
+        _pull_all(api, userids[1:], first, last, with_customers, concurrency, len(userids), progress, fetched.pulls)
+        if any(pull.token_rejected for pull in fetched.pulls):
             api.renew_token()
-            for index in rejected:
-                fetched.pulls[index] = _pull_member(api, fetched.pulls[index].userid, first, last, with_customers)
+        # Handed back by the workers (a rejected token, or 45033): pulled one at a time, in order, after a
+        # pause when WeCom asked for less concurrency.
+        if any(pull.deferred for pull in fetched.pulls):
+            log.info("WeCom asked for less concurrency (45033): going on one call at a time")
+            api.sleep(CONCURRENCY_BACKOFF[0])
+        for index, pull in enumerate(fetched.pulls):
+            if pull.again:
+                fetched.pulls[index] = _pull_member(api, pull.userid, first, last, with_customers)
         fetched.group_owners = [pull.userid for pull in fetched.pulls if not pull.skipped]
         day = first
         while day <= last:
@@ -328,15 +370,17 @@ def fetch_stats(api: StatsApi, userids: Sequence[str], first: date, last: date, 
                 chunk = fetched.group_owners[start:start + OWNERS_PER_CALL]
                 for owner, data in api.groups(chunk, day).items():
                     fetched.groups[(owner, day)] = data
+            fetched.group_days.append(day)
             day += timedelta(days=1)
     except StatsStopped as stop:
+        # What came through is kept: members pulled and whole days of group figures; the rest is left as stored.
         fetched.stopped = str(stop)
-        fetched.group_owners = []  # group figures of a stopped run are incomplete: keep the stored ones
     return fetched
 
 
 def sync_stats(session: Session, client: Any, userids: Sequence[str], first: date, last: date, *, now: datetime,
-               concurrency: int = 4, progress: Callable[[int, int], None] | None = None) -> SyncReport:
+               concurrency: int = 4, progress: Callable[[int, int], None] | None = None,
+               sleep: Callable[[float], None] = _time.sleep) -> SyncReport:
     """Pull and store the days first..last for these members: one behaviour call per member (per 30 days), the
     group figures by owner one day at a time, and today's customer count as of yesterday when yesterday is pulled.
 
@@ -345,7 +389,7 @@ def sync_stats(session: Session, client: Any, userids: Sequence[str], first: dat
     replaced by what WeCom says now."""
     today = wecom_today(now)
     check_window(first, last, today)
-    api = StatsApi(client)
+    api = StatsApi(client, sleep)
     with_customers = last == today - timedelta(days=1)
     fetched = fetch_stats(api, userids, first, last, with_customers=with_customers, concurrency=concurrency,
                           progress=progress)
@@ -353,33 +397,44 @@ def sync_stats(session: Session, client: Any, userids: Sequence[str], first: dat
     behavior_rows = _store_behavior(session, [p for p in pulls if p.ok], first, last, now)
     customer_rows = _store_customers(session, [p for p in pulls if p.ok and p.customers is not None], last, now)
     group_rows = _store_groups(session, fetched, first, last, now)
+    _store_gaps(session, pulls, first, last, now)
     return SyncReport(first=first, last=last, members=len(userids), behavior_rows=behavior_rows,
                       group_rows=group_rows, customer_snapshots=customer_rows, calls=api.calls,
-                      skipped=tuple(p.userid for p in pulls if p.skipped),
-                      failed=tuple(p.userid for p in pulls if p.failed and not p.skipped), stopped=fetched.stopped)
+                      skipped=tuple(p.userid for p in pulls if p.skipped and p.errcode != NO_CONTACT_PERMISSION),
+                      failed=tuple(p.userid for p in pulls if p.failed and not p.skipped and not p.again),
+                      stopped=fetched.stopped,
+                      no_permission=tuple(p.userid for p in pulls if p.errcode == NO_CONTACT_PERMISSION),
+                      not_pulled=tuple(p.userid for p in pulls if p.again)
+                      + tuple(userids[len(pulls):]), serial=api.serial)
 
 
 def _pull_all(api: StatsApi, userids: Sequence[str], first: date, last: date, with_customers: bool,
-              concurrency: int, total: int, progress: Callable[[int, int], None] | None) -> list[_MemberPull]:
-    pulls: list[_MemberPull] = []
+              concurrency: int, total: int, progress: Callable[[int, int], None] | None,
+              pulls: list[_MemberPull]) -> None:
+    """Pull these members in parallel into `pulls` (in order). Each starts as "not pulled", so a run that stops
+    keeps every member already pulled and knows which it did not reach."""
     if not userids:
-        return pulls
+        return
+    start = len(pulls)
+    pulls.extend(_MemberPull(userid, failed=True, deferred=True) for userid in userids)
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="wecom-stats") as pool:
         futures: list[Future[_MemberPull]] = [
             pool.submit(_pull_member, api, userid, first, last, with_customers) for userid in userids]
         try:
             done_count = 1
-            for future in futures:
-                pulls.append(future.result())
+            for index, future in enumerate(futures):
+                pulls[start + index] = future.result()
                 done_count += 1
                 if progress and (done_count % 100 == 0 or done_count == total):
                     progress(done_count, total)
         except StatsStopped:
             for future in futures:
                 future.cancel()
-            wait(futures, return_when=FIRST_EXCEPTION)
+            wait(futures)
+            for index, future in enumerate(futures):
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    pulls[start + index] = future.result()
             raise
-    return pulls
 
 
 def _store_behavior(session: Session, pulls: list[_MemberPull], first: date, last: date, now: datetime) -> int:
@@ -435,15 +490,14 @@ def _store_groups(session: Session, fetched: _Fetched, first: date, last: date, 
     """Group figures one row per owner and day. An owner WeCom leaves out had no customer groups that day:
     stored as zeros, so "no groups" is told apart from "not pulled"."""
     owners = fetched.group_owners
-    if not owners:
+    if not owners or not fetched.group_days:
         return 0
     owner_set = set(owners)
     existing = {(row.owner, row.day): row for row in session.scalars(
         select(WeComGroupDay).where(WeComGroupDay.day >= first, WeComGroupDay.day <= last))
         if row.owner in owner_set}
     stored = 0
-    day = first
-    while day <= last:
+    for day in fetched.group_days:
         for owner in owners:
             data = fetched.groups.get((owner, day)) or {}
             values = {name: int(data.get(name) or 0) for name in GROUP_FIELDS}
@@ -455,9 +509,30 @@ def _store_groups(session: Session, fetched: _Fetched, first: date, last: date, 
                     setattr(row, name, value)
                 row.fetched_at = now
             stored += 1
-        day += timedelta(days=1)
     session.flush()
     return stored
+
+
+def _store_gaps(session: Session, pulls: list[_MemberPull], first: date, last: date, now: datetime) -> None:
+    """Note each day a member could not be pulled for lack of customer-contact permission; a later pull that
+    works clears the note."""
+    denied = {p.userid for p in pulls if p.errcode == NO_CONTACT_PERMISSION}
+    pulled = {p.userid for p in pulls if p.ok}
+    existing = {(row.userid, row.day): row for row in session.scalars(
+        select(WeComStatsGap).where(WeComStatsGap.day >= first, WeComStatsGap.day <= last))}
+    for (userid, _day), row in existing.items():
+        if userid in pulled:
+            session.delete(row)
+    for userid in sorted(denied):
+        day = first
+        while day <= last:
+            row = existing.get((userid, day))
+            if row is None:
+                session.add(WeComStatsGap(userid=userid, day=day, errcode=NO_CONTACT_PERMISSION, noted_at=now))
+            else:
+                row.noted_at = now
+            day += timedelta(days=1)
+    session.flush()
 
 
 def nightly_window(run_day: date, repull_days: int) -> tuple[date, date]:

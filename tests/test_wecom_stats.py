@@ -31,6 +31,7 @@ from bot.schemes import load_scheme
 from bot.templates import render
 from bot.wecom_stats import (
     BEHAVIOR_PATH,
+    CONCURRENCY_BACKOFF,
     CUSTOMERS_PATH,
     GROUP_PATH,
     WECOM_ZONE,
@@ -363,6 +364,93 @@ def test_other_errors_skip_the_member_or_stop_the_run_without_looping(bot_env: B
     with pytest.raises(StatsNotPermitted), transaction(bot_env.bot.sessions) as session:
         sync_stats(session, bot_env.bot.client, MEMBERS, date(2026, 11, 26), date(2026, 11, 26),
                    now=bot_env.clock.now())
+
+
+def sync_counting_waits(env: BotEnv, day: date) -> tuple[SyncReport, list[float]]:
+    """One day for every member, four calls at a time, with the backoff's waits recorded instead of slept."""
+    waits: list[float] = []
+    with transaction(env.bot.sessions) as session:
+        report = sync_stats(session, env.bot.client, MEMBERS, day, day, now=env.clock.now(), concurrency=4,
+                            sleep=waits.append)
+    return report, waits
+
+
+def test_45033_mid_run_backs_off_goes_serial_and_the_run_finishes_with_everything_pulled(bot_env: BotEnv) -> None:
+    demo_stats.populate(bot_env.fake, TODAY)
+    day = date(2026, 11, 26)
+    # The probe and two parallel calls come through; then WeCom asks for less concurrency twice.
+    bot_env.fake.inject(BEHAVIOR_PATH, delay=0.01, times=3)
+    bot_env.fake.inject(BEHAVIOR_PATH, errcode=45033, times=2)
+    report, waits = sync_counting_waits(bot_env, day)
+    assert report.serial and report.stopped is None
+    assert report.failed == () and report.not_pulled == () and report.skipped == ()
+    assert waits == [CONCURRENCY_BACKOFF[0]]  # one pause before going on one call at a time
+    assert report.behavior_rows == len(MEMBERS) and report.group_rows == len(MEMBERS)
+    answered = [call for call in bot_env.fake.calls(BEHAVIOR_PATH) if call.fault is None or call.fault.errcode is None]
+    assert sorted(call.body["userid"][0] for call in answered) == MEMBERS  # each member pulled exactly once
+    assert count(bot_env, WeComBehaviorDay, WeComBehaviorDay.day == day) == len(MEMBERS)
+    assert count(bot_env, WeComCustomerCount, WeComCustomerCount.as_of == day) == len(MEMBERS)
+    assert "逐个拉取" in render("wecom_stats/job_detail.txt.j2", report=report, not_permitted=None)
+
+
+def test_a_run_against_wecoms_concurrency_limit_still_pulls_everyone(bot_env: BotEnv) -> None:
+    demo_stats.populate(bot_env.fake, TODAY)
+    bot_env.fake.limit_stats_concurrency(1, hold=0.05)  # each call takes 50 ms; a second one meanwhile: 45033
+    day = date(2026, 11, 26)
+    report, waits = sync_counting_waits(bot_env, day)
+    assert report.serial and waits  # four workers at once met the limit
+    assert report.stopped is None and report.failed == () and report.not_pulled == ()
+    assert count(bot_env, WeComBehaviorDay, WeComBehaviorDay.day == day) == len(MEMBERS)
+    assert count(bot_env, WeComGroupDay, WeComGroupDay.day == day) == len(MEMBERS)
+
+
+def test_45033_that_never_ends_stops_the_run_but_keeps_the_members_already_pulled(bot_env: BotEnv) -> None:
+    demo_stats.populate(bot_env.fake, TODAY)
+    day = date(2026, 11, 26)
+    bot_env.fake.inject(BEHAVIOR_PATH, delay=0.01, times=4)
+    bot_env.fake.inject(BEHAVIOR_PATH, errcode=45033, times=100)
+    report, waits = sync_counting_waits(bot_env, day)
+    assert report.stopped and "45033" in report.stopped
+    assert waits == [CONCURRENCY_BACKOFF[0], *CONCURRENCY_BACKOFF]  # bounded: then it stops, no loop
+    assert report.behavior_rows == 4 and len(report.not_pulled) == len(MEMBERS) - 4 and report.failed == ()
+    with transaction(bot_env.bot.sessions) as session:
+        stored = set(session.scalars(select(WeComBehaviorDay.userid).where(WeComBehaviorDay.day == day)))
+    assert len(stored) == 4 and stored.isdisjoint(report.not_pulled)
+    text = render("wecom_stats/job_detail.txt.j2", report=report, not_permitted=None)
+    assert "已拉取的数据已保存" in text and f"未拉取的 {len(MEMBERS) - 4} 人" in text
+
+
+def test_a_member_without_customer_contact_permission_is_skipped_and_named_by_the_data_quality_check(
+        bot_env: BotEnv) -> None:
+    demo_stats.populate(bot_env.fake, TODAY)
+    bot_env.fake.deny_customer_contact("sunyue")  # WeCom answers 84074 for her
+    sync(bot_env, date(2026, 10, 1), date(2026, 10, 30))
+    report = sync(bot_env, date(2026, 10, 31), date(2026, 10, 31))
+    assert report.no_permission == ("sunyue",)
+    assert report.failed == () and report.skipped == () and report.stopped is None  # not a failure of the run
+    assert report.behavior_rows == len(MEMBERS) - 1
+    group_owners = {owner for call in bot_env.fake.calls(GROUP_PATH) for owner in call.body["owner_filter"]["userid_list"]}
+    assert "sunyue" not in group_owners
+    assert "没有客户联系权限" in render("wecom_stats/job_detail.txt.j2", report=report, not_permitted=None)
+    with transaction(bot_env.bot.sessions) as session:
+        flags = data_quality_flags(session, MEMBERS, "2026-10", today=TODAY)
+    assert [(f.userid, f.kind, f.detail["days"]) for f in flags] == [("sunyue", "no_contact_permission", 31)]
+    text = render("wecom_stats/data_quality.txt.j2", flags=flags, period="2026-10", names={"sunyue": "孙悦"})
+    assert "孙悦：没有客户联系权限" in text and "权限配置" in text
+
+    # The month close tells the admins by name.
+    from bot.results import close_month
+    close_month(bot_env.bot.sessions, bot_env.config, bot_env.clock.now(), "2026-10")
+    bot_env.bot.sender.send_due()
+    admin_text = "\n".join(m.content or "" for m in bot_env.fake.delivered("zhoumin"))
+    assert "没有客户联系权限（企业微信 84074），客户联系统计已跳过：孙悦" in admin_text
+
+    # Once she has the permission, the next pull clears the note.
+    bot_env.fake.deny_customer_contact("sunyue", denied=False)
+    assert sync(bot_env, date(2026, 10, 1), date(2026, 10, 30)).no_permission == ()
+    assert sync(bot_env, date(2026, 10, 31), date(2026, 10, 31)).no_permission == ()
+    with transaction(bot_env.bot.sessions) as session:
+        assert data_quality_flags(session, ["sunyue"], "2026-10", today=TODAY) == []
 
 
 # -- the command line ----------------------------------------------------------------------------------------
