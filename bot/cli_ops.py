@@ -125,8 +125,11 @@ def cmd_org_sync(args: argparse.Namespace) -> int:
     from bot.app import KpiBot
     bot = KpiBot(config)
     require_current_schema(bot.engine)
+    from bot.org import OrgNotVisible
     try:
         report = bot.sync_org()
+    except OrgNotVisible as error:
+        raise _cli_error(str(error), 1) from None
     except WeChatClientException as error:
         raise _cli_error(f"通讯录同步失败: WeCom 错误 {error.errcode} {error.errmsg}", 1) from None
     except Exception as error:  # noqa: BLE001 - network and the like: one line

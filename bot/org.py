@@ -9,14 +9,29 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from wechatpy.exceptions import WeChatClientException
 
 from bot.config import Config
 from bot.models import Department, Member
+from bot.templates import render
 from bot.wecom_client import WeComClient
 
 log = logging.getLogger(__name__)
 
 ACTIVE_STATUS = 1  # WeCom user status: 1 active; 2 disabled, 4 not activated, 5 left
+# A token WeCom rejected (or one we failed to send: 41001 is our bug, handled the same): refresh once.
+TOKEN_ERRORS = frozenset({40014, 42001, 41001})
+NOT_VISIBLE = 60011
+WHOLE_COMPANY = (1,)  # [org] departments' default: everything the app's 可见范围 holds
+
+
+class OrgNotVisible(Exception):
+    """60011: a department the sync needs is outside the app's 可见范围; the message says where to add it."""
+
+    def __init__(self, department: int | None, errmsg: str = "") -> None:
+        self.department = department
+        self.errmsg = errmsg
+        super().__init__(render("ops/org_not_visible.txt.j2", department=department, errmsg=errmsg))
 
 
 @dataclass(frozen=True)
@@ -48,19 +63,45 @@ class SyncReport:
     without_manager: tuple[str, ...]
 
 
+def contacts_get(client: WeComClient, path: str, params: dict[str, Any], department: int | None = None
+                 ) -> dict[str, Any]:
+    """One contacts call. A token WeCom rejects is refreshed once, as the sender does (never a loop);
+    60011 becomes OrgNotVisible naming the department."""
+    refreshed = False
+    while True:
+        token = client.access_token
+        try:
+            return client.get(path, params={**params, "access_token": token})
+        except WeChatClientException as error:
+            if error.errcode in TOKEN_ERRORS and not refreshed:
+                client.forget_token(token)
+                refreshed = True
+                continue
+            if error.errcode == NOT_VISIBLE:
+                raise OrgNotVisible(department, str(error.errmsg)) from None
+            raise
+
+
 def fetch_org(client: WeComClient, roots: Iterable[int]) -> tuple[list[DepartmentRecord], list[UserRecord]]:
     """Read the departments under each root and their members, one user/list call per department
-    (WeCom's current docs drop fetch_child, so we walk the tree ourselves)."""
+    (WeCom's current docs drop fetch_child, so we walk the tree ourselves). With the default roots the
+    departments are what the app can see: department/list without id lists its 可见范围, which need not
+    include department 1."""
     departments: dict[int, DepartmentRecord] = {}
-    for root in roots:
-        for item in client.get("department/list", params={"id": root}).get("department", []):
+    roots = tuple(roots)
+    queries: list[tuple[int | None, dict[str, Any]]] = (
+        [(None, {})] if roots in ((), WHOLE_COMPANY) else [(root, {"id": root}) for root in roots])
+    for root, params in queries:
+        for item in contacts_get(client, "department/list", params, root).get("department", []):
             departments[int(item["id"])] = DepartmentRecord(
                 id=int(item["id"]), name=item.get("name", str(item["id"])),
                 parent_id=int(item["parentid"]) if item.get("parentid") not in (None, "") else None,
                 leaders=tuple(item.get("department_leader") or ()), order=int(item.get("order") or 0))
+    if not departments:
+        raise OrgNotVisible(None)  # syncing an empty org would deactivate everyone
     users: dict[str, UserRecord] = {}
     for department_id in sorted(departments):
-        result = client.get("user/list", params={"department_id": department_id})
+        result = contacts_get(client, "user/list", {"department_id": department_id}, department_id)
         for item in result.get("userlist", []):
             userid = item["userid"]
             if userid in users:

@@ -183,3 +183,30 @@ def bot_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterator[Bo
 @pytest.fixture
 def chat(bot_env: BotEnv) -> Chat:
     return bot_env.chat
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config_file(directory: Path, api_base_url: str, **sections: dict[str, Any]) -> Path:
+    """A config.toml for the command line, pointing at the fake WeCom and a SQLite file in `directory`;
+    `sections` override keys (e.g. wecom={"secret": "wrong"})."""
+    raw: dict[str, dict[str, Any]] = {
+        "wecom": {"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": CORP_SECRET, "token": TOKEN,
+                  "encoding_aes_key": AES_KEY, "api_base_url": api_base_url, "request_timeout": 2.0},
+        "database": {"url": f"sqlite:///{directory / 'kpibot.db'}"},
+        "org": {"admins": list(demo_org.DEMO_ADMINS), "departments": [1]},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    path = directory / "config.toml"
+    path.write_text("".join(f"[{name}]\n" + "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items())
+                            + "\n" for name, values in raw.items()), encoding="utf-8")
+    return path

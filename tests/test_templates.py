@@ -37,6 +37,8 @@ CASES: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {
                             "scheduler": False}, ("http://127.0.0.1:8080/wecom/callback", "模拟企业微信", "未启用")),
     "ops/org_sync.txt.j2": ({"report": SyncReport(4, 11, ("lina",), ("sunyue",), ("zhoumin",))},
                             ("4 个部门，11 名", "新增：lina", "停用", "没有上级的成员：zhoumin")),
+    "ops/org_not_visible.txt.j2": ({"department": 5, "errmsg": "no privilege"},
+                                   ("应用看不到部门 5", "60011：no privilege", "可见范围 中添加部门 5")),
     "ops/outbox.txt.j2": ({"rows": [SimpleNamespace(id=7, status="failed", touser="lina", msgtype="text", attempts=8,
                                                     created_at=NOW, last_error="81013 user invalid")],
                            "status": "all", "zone": ZoneInfo("Asia/Shanghai")},
