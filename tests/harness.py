@@ -195,8 +195,8 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_config_file(directory: Path, api_base_url: str, **sections: dict[str, Any]) -> Path:
-    """A config.toml for the command line, pointing at the fake WeCom and a SQLite file in `directory`;
+def write_config_file(directory: Path, api_base_url: str, name: str = "config.toml", **sections: dict[str, Any]) -> Path:
+    """A config file for the command line, pointing at the fake WeCom and a SQLite file in `directory`;
     `sections` override keys (e.g. wecom={"secret": "wrong"})."""
     raw: dict[str, dict[str, Any]] = {
         "wecom": {"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": CORP_SECRET, "token": TOKEN,
@@ -206,7 +206,7 @@ def write_config_file(directory: Path, api_base_url: str, **sections: dict[str, 
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    path = directory / "config.toml"
+    path = directory / name
     path.write_text("".join(f"[{name}]\n" + "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items())
                             + "\n" for name, values in raw.items()), encoding="utf-8")
     return path
