@@ -181,9 +181,12 @@ class StatsApi:
         self.calls = 0
         self._failures_in_a_row = 0
 
+    def on_starting_thread(self) -> bool:
+        return threading.get_ident() == self._owner
+
     def _current_token(self) -> str:
         if self._token is None:
-            if threading.get_ident() != self._owner:
+            if not self.on_starting_thread():
                 raise _TokenRejected()
             self._token = self.client.access_token
         return self._token  # type: ignore[return-value]
@@ -213,7 +216,7 @@ class StatsApi:
                     raise StatsStopped(f"{error.errcode} {error.errmsg}") from None
                 if error.errcode == CONCURRENCY_LIMITED:
                     self.serial = True
-                    if threading.get_ident() != self._owner:
+                    if not self.on_starting_thread():
                         raise _Deferred() from None
                     wait_for = next(backoffs, None)
                     if wait_for is None:
@@ -222,7 +225,7 @@ class StatsApi:
                     self.sleep(wait_for)
                     continue
                 if error.errcode in TOKEN_ERRORS and not refreshed:
-                    if threading.get_ident() != self._owner:
+                    if not self.on_starting_thread():
                         raise _TokenRejected() from None
                     self.renew_token()
                     refreshed = True
@@ -308,7 +311,7 @@ class _MemberPull:
 def _pull_member(api: StatsApi, userid: str, first: date, last: date, with_customers: bool,
                  probe: bool = False) -> _MemberPull:
     pull = _MemberPull(userid)
-    if api.serial and threading.get_ident() != api._owner:
+    if api.serial and not api.on_starting_thread():
         pull.failed, pull.deferred = True, True  # the run went serial: the starting thread pulls this one
         return pull
     try:
