@@ -77,12 +77,14 @@ class ImportCheck:
 def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
     """Every row against the org and each member's scheme: member known, key in the scheme, period of the
     indicator's cycle, ratings 1-5, period not yet published. All problems are collected; nothing is written."""
-    from bot.data_entry import EntryError, find_member_anywhere, key_refs, period_for, published_periods
+    from bot.data_entry import (EntryError, check_value, ensure_open, find_member_anywhere, key_refs, latest_entry,
+                                period_for)
+    from decimal import Decimal
+
     from bot.results import Roster
     from scoring import WAIVED, Period
 
     roster = Roster.load(session, config)
-    published = published_periods(session, sorted({row.period for row in rows}))
     members: dict[str, Any] = {}
     check = ImportCheck()
     for row in rows:
@@ -110,8 +112,18 @@ def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
         except EntryError as error:
             problem("period_mismatch", key=row.indicator, period=row.period, cycle=error.params.get("cycle", ""))
             continue
-        if period in published:
-            problem("period_published", period=period)
+        try:
+            previous = latest_entry(session, userid, ref.key, period, "value")
+            ensure_open(session, period, userid, replaces=previous is not None and row.value != (
+                WAIVED if previous.waived else Decimal(previous.value or "0")))
+            if row.value is not WAIVED and not ref.is_rating:
+                check_value(ref, row.value, "value")
+            if row.target is not None and ref.takes_target:
+                check_value(ref, row.target, "target")
+        except EntryError as error:
+            codes = {"period.published": "period_published", "period.closed": "period_closed",
+                     "value.out_of_bounds": "out_of_bounds", "target.zero": "target_zero"}
+            problem(codes.get(error.code, error.code), key=row.indicator, **error.params)
             continue
         if row.value is WAIVED and ref.indicator is None:
             problem("metric_waived", key=row.indicator)

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.appraisal import cycles_due
-from bot.data_entry import (EntryError, KeyRef, appraisal_month, ensure_open, find_key, find_member, is_manager_rated,
-                            is_waive_word, latest_entry, parse_amount, parse_period, parse_rating, period_for,
-                            period_of_cycle, record)
+from bot.data_entry import (EntryError, KeyRef, appraisal_month, check_value, decimal_text, ensure_open, find_key,
+                            find_member, is_manager_rated, is_waive_word, latest_entry, parse_amount, parse_period,
+                            parse_rating, period_for, period_of_cycle, record, unusual_against_history)
 from bot.models import SelfReview, WeeklyReport
 from bot.results import (ROWS_SHOWN, ResultsError, Roster, calibrate, compute, default_calibration_month,
                          member_view, missing_labels, number_text, period_label, publish_moment)
@@ -105,7 +105,8 @@ def _rate(ctx: Context, userid: str, name: str, ref: KeyRef, answer: str, reason
         example = f"/score {name} {ref.name} {'waive 本月不适用' if waive else f'{rating} 按时完成三场活动'}"
         raise EntryError("reason.missing", example=example)
     period = period_for(ref, None, month)
-    ensure_open(ctx.session, period)
+    existing = latest_entry(ctx.session, userid, ref.key, period, "value")
+    ensure_open(ctx.session, period, userid, replaces=existing is not None)
     previous = record(ctx.session, userid=userid, key=ref.key, period=period, kind="value",
                       value=WAIVED if waive else Decimal(rating), reason=reason, source="score",  # type: ignore[arg-type]
                       actor=ctx.person.userid, now=ctx.now)
@@ -245,6 +246,14 @@ router.conversation(ConversationSpec(name=FLOW, states={WalkState.RATING: on_wal
 
 
 # -- /data and /target ------------------------------------------------------------------------------------------------
+CONFIRM_FLOW = "data_confirm"
+CONFIRM_WORDS = frozenset({"确认", "确定", "confirm", "yes"})
+
+
+class ConfirmState(StrEnum):
+    ASKED = "asked"  # an unusual value waits for 确认
+
+
 def _enter(ctx: Context, command: str, kind: str) -> None:
     parts = ctx.args.split(None, 3)
     if len(parts) < 3:
@@ -265,14 +274,54 @@ def _enter(ctx: Context, command: str, kind: str) -> None:
         if is_waive_word(parts[2]):
             raise EntryError("value.use_waive")
         value = Decimal(parse_rating(parts[2])) if ref.is_rating else parse_amount(parts[2])
+    check_value(ref, value, kind)
     period = period_for(ref, period_text, month)
-    ensure_open(ctx.session, period)
-    previous = record(ctx.session, userid=member.userid, key=ref.key, period=period, kind=kind, value=value,
+    existing = latest_entry(ctx.session, member.userid, ref.key, period, kind)
+    ensure_open(ctx.session, period, member.userid, replaces=existing is not None)
+    if kind == "value" and not ref.is_rating:
+        team = roster.org.direct_team(roster.team(member.userid)) if roster.team(member.userid) else []
+        usual = unusual_against_history(ctx.session, ref, member.userid, team, period, value)
+        if usual is not None:
+            ctx.conversation.start(CONFIRM_FLOW, ConfirmState.ASKED, {
+                "member": member.userid, "key": ref.key, "period": period, "value": decimal_text(value),
+                "note": note})
+            ctx.reply("scoring/confirm_unusual.txt.j2", member=member.name, name=ref.name, period=period,
+                      value=number_text(value), unit=ref.unit, usual=number_text(usual))
+            return
+    _save_entry(ctx, member.userid, member.name, ref, period, kind, value, note)
+
+
+def _save_entry(ctx: Context, userid: str, name: str, ref: KeyRef, period: str, kind: str, value: Decimal,
+                note: str) -> None:
+    previous = record(ctx.session, userid=userid, key=ref.key, period=period, kind=kind, value=value,
                       reason=note, source="target" if kind == "target" else "data", actor=ctx.person.userid,
                       now=ctx.now)
-    ctx.reply("scoring/saved.txt.j2", kind=kind, member=member.name, name=ref.name, period=period,
+    ctx.reply("scoring/saved.txt.j2", kind=kind, member=name, name=ref.name, period=period,
               value=number_text(value), unit=ref.unit, anchor="", reason=note, note=note,
               previous=None if previous is None else ("豁免" if previous.waived else number_text(previous.value)))
+
+
+@entry_errors
+def on_confirm_answer(ctx: Context) -> None:
+    """确认 saves the unusual value asked about (checked again: the period may have closed meanwhile)."""
+    data = dict(ctx.conversation.data)
+    ctx.conversation.end()
+    if ctx.update.content.strip().lower().strip("。.! ！") not in CONFIRM_WORDS:
+        ctx.reply("scoring/confirm_unusual.txt.j2", member="", name="", period="", value="", unit="", usual="",
+                  dropped=True)
+        return
+    roster = Roster.load(ctx.session, ctx.config)
+    userid = data["member"]
+    if not roster.org.can_manage(ctx.person.userid, userid):
+        raise EntryError("member.not_in_team", text=roster.org.name(userid), own=False)
+    ref = find_key(roster.scheme(userid), data["key"])
+    existing = latest_entry(ctx.session, userid, ref.key, data["period"], "value")
+    ensure_open(ctx.session, data["period"], userid, replaces=existing is not None)
+    _save_entry(ctx, userid, roster.org.name(userid), ref, data["period"], "value", Decimal(data["value"]),
+                data.get("note", ""))
+
+
+router.conversation(ConversationSpec(name=CONFIRM_FLOW, states={ConfirmState.ASKED: on_confirm_answer}))
 
 
 @router.command("/data", "/数据", role=Role.MANAGER)

@@ -37,11 +37,21 @@ def test_numbers_as_people_type_them(text: str, expected: str) -> None:
     assert parse_amount(text) == Decimal(expected)
 
 
-@pytest.mark.parametrize("text", ["很多", "1,2", "12..5", "", "5%%", "nan", "1.2.3"])
+@pytest.mark.parametrize("text", ["很多", "1,2", "12..5", "", "5%%", "1.2.3"])
 def test_text_that_is_no_number_is_refused(text: str) -> None:
     with pytest.raises(EntryError) as caught:
         parse_amount(text)
     assert caught.value.code == "value.invalid"
+
+
+@pytest.mark.parametrize("text, code", [
+    ("nan", "number.not_finite"), ("-Infinity", "number.not_finite"), ("1e30", "number.too_large"),
+    ("1e999", "number.too_large"), ("9" * 38, "number.too_large"), ("0.00000001", "number.too_precise"),
+])
+def test_numbers_that_are_not_finite_or_absurdly_large_are_refused_by_name(text: str, code: str) -> None:
+    with pytest.raises(EntryError) as caught:
+        parse_amount(text)
+    assert caught.value.code == code
 
 
 @pytest.mark.parametrize("text, code, params", [
@@ -135,6 +145,12 @@ BAD_INPUT = [
     ("/score zhangwei 退群率 waive 不适用", "是护栏指标"),
     ("/score zhangwei 工作态度", "/score 的用法"),
     ("/calibrate zhangwei 90 很好", "还没有结账"),
+    ("/data zhangwei 内容生产量 -5", "「内容生产量（图文/视频/活动）」是数量或金额，不能为负数（填的是 -5篇），未保存"),
+    ("/data zhangwei 内容生产量 1e30", "「1e30」大得不合常理（超过 12 位整数）"),
+    ("/data zhangwei 内容生产量 " + "9" * 38, "大得不合常理"),
+    ("/data zhangwei 内容生产量 nan", "不是一个确定的数"),
+    ("/data zhangwei 活动参与率 150%", "是百分比，只能在 0 到 100 之间（填 150% 不合理）"),
+    ("/target zhangwei 内容生产量 0", "按目标完成率计分，目标值必须大于 0（填的是 0），未保存"),
 ]
 
 
