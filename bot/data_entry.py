@@ -334,3 +334,72 @@ def record(session: Session, *, userid: str, key: str, period: str, kind: str, v
             "waived": waived, "reason": reason, "source": source,
             "previous": None if previous is None else ("waived" if previous.waived else previous.value)}))
     return previous
+
+
+# -- bulk waivers (admins) ----------------------------------------------------------------------------------------
+def parse_periods(text: str, month: Period) -> list[Period]:
+    """`2026-01..2026-06` (every period from one to the other, same kind), `2026-01,2026-03`, or one period."""
+    word = normalise(text)
+    if ".." in word:
+        first_text, _, last_text = word.partition("..")
+        first, last = parse_period(first_text, month), parse_period(last_text, month)
+        if first is None or last is None or first.kind is not last.kind or str(last) < str(first):
+            raise EntryError("period.invalid", text=text)
+        found = [first]
+        while str(found[-1]) < str(last) and len(found) < 120:
+            found.append(found[-1].next())
+        return found
+    periods = []
+    for part in re.split(r"[,，、]", word):
+        if not part.strip():
+            continue
+        period = parse_period(part.strip(), month)
+        if period is None:
+            raise EntryError("period.invalid", text=part.strip())
+        periods.append(period)
+    if not periods:
+        raise EntryError("period.invalid", text=text)
+    return periods
+
+
+@dataclass(frozen=True)
+class BulkWaiver:
+    """What `waive_in_bulk` wrote: the waived (member, period) pairs and those left as they were (already waived)."""
+
+    key: str
+    name: str
+    waived: tuple[tuple[str, str], ...]
+    unchanged: tuple[tuple[str, str], ...]
+
+
+def waive_in_bulk(session: Session, schemes: dict[str, Scheme], *, key: str, periods: list[Period], reason: str,
+                  actor: str, now: datetime) -> BulkWaiver:
+    """Waive one indicator for several members and periods at once (e.g. months before a team used kpibot): every
+    pair is checked first (the indicator in each member's scheme, the period of its cycle, the result not frozen),
+    so nothing is written unless all are fine; one audit entry lists them all."""
+    if not reason.strip():
+        raise EntryError("reason.missing", example=f"/waive {key} 张伟,刘洋 2026-01..2026-06 上线前的月份")
+    plan: list[tuple[str, KeyRef, str]] = []
+    for userid, scheme in schemes.items():
+        ref = find_key(scheme, key)
+        if ref.indicator is None:
+            raise EntryError("key.not_indicator", name=ref.name)
+        for period in periods:
+            text = period_for(ref, str(period), period.months()[-1])
+            ensure_open(session, text, userid)
+            plan.append((userid, ref, text))
+    waived: list[tuple[str, str]] = []
+    unchanged: list[tuple[str, str]] = []
+    for userid, ref, text in plan:
+        existing = latest_entry(session, userid, ref.key, text, "value")
+        if existing is not None and existing.waived:
+            unchanged.append((userid, text))
+            continue
+        record(session, userid=userid, key=ref.key, period=text, kind="value", value=WAIVED, reason=reason.strip(),
+               source="bulk_waive", actor=actor, now=now, audit=False)
+        waived.append((userid, text))
+    name = plan[0][1].name if plan else key
+    session.add(AuditEntry(at=now, actor=actor, action="data.bulk_waive", subject=key, detail={
+        "key": key, "reason": reason.strip(), "pairs": [list(pair) for pair in waived],
+        "unchanged": [list(pair) for pair in unchanged]}))
+    return BulkWaiver(key, name, tuple(waived), tuple(unchanged))

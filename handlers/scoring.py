@@ -14,7 +14,8 @@ from sqlalchemy import select
 from bot.appraisal import cycles_due
 from bot.data_entry import (EntryError, KeyRef, appraisal_month, check_value, decimal_text, ensure_open, find_key,
                             find_member, is_manager_rated, is_waive_word, latest_entry, parse_amount, parse_period,
-                            parse_rating, period_for, period_of_cycle, record, unusual_against_history)
+                            parse_periods, parse_rating, period_for, period_of_cycle, record,
+                            unusual_against_history, waive_in_bulk)
 from bot.models import SelfReview, WeeklyReport
 from bot.results import (ROWS_SHOWN, ResultsError, Roster, calibrate, compute, default_calibration_month,
                          member_view, missing_labels, number_text, period_label, publish_moment)
@@ -334,6 +335,38 @@ def data_command(ctx: Context) -> None:
 @entry_errors
 def target_command(ctx: Context) -> None:
     _enter(ctx, "/target", "target")
+
+
+# -- /waive (admins): one indicator for several members and periods -------------------------------------------------
+ALL_WORDS = frozenset({"全部", "所有人", "all"})
+
+
+@router.command("/waive", "/批量豁免", role=Role.ADMIN)
+@entry_errors
+def waive_command(ctx: Context) -> None:
+    parts = ctx.args.split(None, 3)
+    if len(parts) < 4:
+        _usage(ctx, "/waive")
+        return
+    key_text, members_text, periods_text, reason = parts
+    month = appraisal_month(ctx.config, ctx.now)
+    roster = Roster.load(ctx.session, ctx.config)
+    if members_text.lower() in ALL_WORDS:
+        schemes = {u: roster.scheme(u) for u in roster.userids
+                   if any(key_text in (i.key, i.name) or i.name.startswith(key_text)
+                          for i in roster.scheme(u).indicators)}
+    else:
+        schemes = {}
+        for word in re.split(r"[,，、]", members_text):
+            if word.strip():
+                member = find_member(roster.org, word, viewer=ctx.person.userid)
+                schemes[member.userid] = roster.scheme(member.userid)
+    periods = parse_periods(periods_text, month)
+    done = waive_in_bulk(ctx.session, schemes, key=key_text, periods=periods, reason=reason, actor=ctx.person.userid,
+                         now=ctx.now)
+    ctx.reply("scoring/bulk_waived.txt.j2", name=done.name, waived=len(done.waived), unchanged=len(done.unchanged),
+              members=len({u for u, _ in done.waived + done.unchanged}),
+              periods=sorted({p for _, p in done.waived + done.unchanged}))
 
 
 # -- /calibrate ---------------------------------------------------------------------------------------------------
