@@ -279,7 +279,7 @@ def cmd_results_reopen(args: argparse.Namespace) -> int:
 # -- results export ---------------------------------------------------------------------------------------------
 BASE_COLUMNS = ("userid", "name", "department", "team", "scheme", "status", "complete", "total", "original_total",
                 "grade", "bonus_class", "bonus", "rank_in_team", "rank_in_department", "calibrated",
-                "calibration_reason", "missing")
+                "calibration_reason", "missing", "provisional")
 
 
 def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
@@ -302,16 +302,21 @@ def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
         scores = {item["key"]: item["score"] if item["status"] == "scored" else item["status"]
                   for item in result["indicators"]}
         calibration = result.get("calibration")
+        # Provisional (incomplete) results carry no grade or bonus; a member not appraised has no total either.
+        appraised = result.get("appraised", True)
+        final = result["complete"] and appraised
         lines.append([
             row.userid, row.data.get("name", row.userid), row.data.get("department_name", ""),
             row.data.get("team_name", ""), row.data.get("scheme", {}).get("key", row.scheme_key), row.status,
-            "yes" if result["complete"] else "no", result["total"], result["original_total"], result["grade"],
-            result["bonus_class"] if result["bonus_class"] is not None else "",
-            result["bonus"] if result["bonus"] is not None else "",
+            "yes" if result["complete"] else "no", result["total"] if appraised else "",
+            result["original_total"] if appraised else "", result["grade"] if final else "",
+            result["bonus_class"] if final and result["bonus_class"] is not None else "",
+            result["bonus"] if final and result["bonus"] is not None else "",
             result["rank_in_team"] if result["rank_in_team"] is not None else "",
             result["rank_in_department"] if result["rank_in_department"] is not None else "",
             "yes" if calibration else "no", calibration["reason"] if calibration else "",
-            " ".join(result["missing"]), *(scores.get(key, "") for key in keys)])
+            " ".join(result["missing"]), "yes" if not result["complete"] else "no",
+            *(scores.get(key, "") for key in keys)])
     return header, lines
 
 

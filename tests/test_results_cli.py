@@ -233,13 +233,13 @@ def frozen(userid: str) -> dict[str, Any]:
 
 NOW = datetime(2026, 12, 9, 10, 5, tzinfo=SHANGHAI)
 DRAFT_ROW = {"userid": "zhangwei", "name": "张伟", "total": "64.12", "grade": "C", "complete": True,
-             "calibrated": False, "rank": 6, "missing": [],
+             "calibrated": False, "rank": 6, "missing": [], "appraised": True, "provisional": False,
              "jumps": [{"name": "退群率", "before": "6", "now": "16.2", "percent": "170"}]}
-INCOMPLETE_ROW = {**DRAFT_ROW, "name": "王强", "complete": False, "rank": None, "total": "0.00",
+INCOMPLETE_ROW = {**DRAFT_ROW, "name": "王强", "complete": False, "provisional": True, "rank": None, "total": "0.00",
                   "missing": ["粉丝净增长率（2026-11）"], "jumps": []}
 SUMMARY_ROW = {"userid": "zhangwei", "name": "张伟", "total": "64.12", "original_total": "64.12", "grade": "C",
                "rank": 2, "calibrated": False, "bonus": "0.00", "shortfalls": ["工作态度与执行力"], "idp": True,
-               "threshold": "60"}
+               "threshold": "60", "appraised": True}
 IDP = {"id": 1, "member": "张伟", "manager": "李娜", "opened_for": "2026-11", "periods": ["2026-10", "2026-11"],
        "totals": ["68.21", "64.12"], "status": "open",
        "steps": [{"kind": "training", "indicator": "粉丝净增长率", "status": "open"},
@@ -284,7 +284,7 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "results/close_manager.md.j2": ({"manager": "李娜", "period": "2026-11", "period_label": "2026年11月",
                                      "rows": [DRAFT_ROW, INCOMPLETE_ROW], "publish_at": NOW, "pass_line": 60},
                                     ("将于 12-09 10:05 发布", "张伟：64.12 分 C · 第 6 名", "退群率 由 6 变为 16.2（170%）",
-                                     "王强：暂计 0.00 分 · <font color=\"warning\">数据不全，暂不发布", "缺：粉丝净增长率（2026-11）")),
+                                     "王强：暂定 0.00 分 · <font color=\"warning\">数据不全，暂不发布", "缺：粉丝净增长率（2026-11）")),
     "results/close_admin.md.j2": ({"admin": "周敏", "period": "2026-11", "period_label": "2026年11月", "members": 13,
                                    "complete": 12, "incomplete": [INCOMPLETE_ROW], "more": 0,
                                    "jumps": [{"member": "张伟", "name": "退群率", "before": "6", "now": "16.2",
@@ -306,7 +306,7 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                                           {**INCOMPLETE_ROW, "team_name": "王强", "published": False}],
                                  "multiple_teams": True, "publish_at": NOW, "close_at": None, "more": 1900},
                                 ("（草稿，12-09 10:05 发布）", "**李娜的团队**", "6. 张伟 64.12 C",
-                                 "王强 0.00 C <font color=\"warning\">缺：粉丝净增长率（2026-11）",
+                                 "王强 暂定 0.00 <font color=\"warning\">缺：粉丝净增长率（2026-11）",
                                  "另有 1900 人未列出")),
     "results/view_error.txt.j2": ({"code": "own_only", "name": "张伟", "text": "刘洋", "manager": False, "period": "",
                                    "publish_at": None, "publish_workday": 7},
