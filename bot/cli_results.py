@@ -137,9 +137,6 @@ def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
                      "value.out_of_bounds": "out_of_bounds", "target.zero": "target_zero"}
             problem(codes.get(error.code, error.code), key=row.indicator, **error.params)
             continue
-        if row.value is WAIVED and ref.indicator is None:
-            problem("metric_waived", key=row.indicator)
-            continue
         if ref.is_rating and row.value is not WAIVED and (row.value != row.value.to_integral_value()
                                                           or not 1 <= row.value <= 5):
             problem("rating_invalid", key=row.indicator, value=str(row.value))

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.appraisal import cycles_due
 from bot.config import Config
 from bot.models import AuditEntry, DataEntry, Member, PeriodResult, ResultPeriod
 from bot.numbers import NumberError, parse_number
@@ -134,6 +135,14 @@ def period_of_cycle(cycle: Cycle, month: Period) -> Period:
     if cycle == Cycle.QUARTER:
         return Period.quarter(month.year, (month.index - 1) // 3 + 1)
     return Period.whole_year(month.year)
+
+
+def due_ratings(scheme: Scheme, month: Period) -> list[tuple[Indicator, str]]:
+    """The manager-rated indicators due in the month (quarterly ones at quarter end, annual ones in December),
+    each with the period its rating is entered for."""
+    due = cycles_due(month.index)
+    return [(i, str(period_of_cycle(i.cycle, month))) for i in scheme.indicators
+            if is_manager_rated(i) and i.cycle in due]
 
 
 # -- indicators and companion metrics --------------------------------------------------------------------------
@@ -382,8 +391,6 @@ def waive_in_bulk(session: Session, schemes: dict[str, Scheme], *, key: str, per
     plan: list[tuple[str, KeyRef, str]] = []
     for userid, scheme in schemes.items():
         ref = find_key(scheme, key)
-        if ref.indicator is None:
-            raise EntryError("key.not_indicator", name=ref.name)
         for period in periods:
             text = period_for(ref, str(period), period.months()[-1])
             ensure_open(session, text, userid)
