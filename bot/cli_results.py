@@ -29,6 +29,13 @@ def add_parsers(subparsers: Any) -> None:
     imported.add_argument("--by", default="cli", metavar="USERID", help="记录为谁录入（默认 cli）")
     imported.add_argument("--dry-run", action="store_true", help="只校验，不写入")
     imported.set_defaults(func=cmd_data_import)
+    waive = data.add_parser("waive", help="批量豁免一个指标：多名成员、多个期间（例如上线前的月份），留审计记录")
+    waive.add_argument("--indicator", required=True, metavar="KEY", help="指标代码或名称")
+    waive.add_argument("--members", required=True, metavar="LIST", help="成员 userid 或姓名，逗号分隔；all 表示全部")
+    waive.add_argument("--periods", required=True, metavar="P", help="期间：2026-01..2026-06 或 2026-01,2026-02")
+    waive.add_argument("--reason", required=True, help="豁免理由（成员会在结果里看到）")
+    waive.add_argument("--by", required=True, metavar="USERID", help="执行豁免的绩效管理员")
+    waive.set_defaults(func=cmd_data_waive)
 
     results = subcommand_group(subparsers, "results", "考核结果")
     export = results.add_parser("export", help="导出某期间的结果（含草稿）为 CSV 或 XLSX")
@@ -36,6 +43,11 @@ def add_parsers(subparsers: Any) -> None:
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv", help="格式（默认 csv）")
     export.add_argument("--output", metavar="FILE", help="输出文件（csv 默认输出到屏幕，xlsx 默认 results-<期间>.xlsx）")
     export.set_defaults(func=cmd_results_export)
+    reopen = results.add_parser("reopen", help="重新开放已结账（未发布）的期间，允许修改已有数据；留审计记录")
+    reopen.add_argument("period", metavar="PERIOD", help="期间：2026-11")
+    reopen.add_argument("--by", required=True, metavar="USERID", help="执行的绩效管理员")
+    reopen.add_argument("--reason", required=True, help="重新开放的理由")
+    reopen.set_defaults(func=cmd_results_reopen)
 
 
 def _progress(label: str) -> Callable[[str, int, int], None]:
@@ -77,12 +89,14 @@ class ImportCheck:
 def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
     """Every row against the org and each member's scheme: member known, key in the scheme, period of the
     indicator's cycle, ratings 1-5, period not yet published. All problems are collected; nothing is written."""
-    from bot.data_entry import EntryError, find_member_anywhere, key_refs, period_for, published_periods
+    from bot.data_entry import (EntryError, check_value, ensure_open, find_member_anywhere, key_refs, latest_entry,
+                                period_for)
+    from decimal import Decimal
+
     from bot.results import Roster
     from scoring import WAIVED, Period
 
     roster = Roster.load(session, config)
-    published = published_periods(session, sorted({row.period for row in rows}))
     members: dict[str, Any] = {}
     check = ImportCheck()
     for row in rows:
@@ -110,11 +124,18 @@ def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
         except EntryError as error:
             problem("period_mismatch", key=row.indicator, period=row.period, cycle=error.params.get("cycle", ""))
             continue
-        if period in published:
-            problem("period_published", period=period)
-            continue
-        if row.value is WAIVED and ref.indicator is None:
-            problem("metric_waived", key=row.indicator)
+        try:
+            previous = latest_entry(session, userid, ref.key, period, "value")
+            ensure_open(session, period, userid, replaces=previous is not None and row.value != (
+                WAIVED if previous.waived else Decimal(previous.value or "0")))
+            if row.value is not WAIVED and not ref.is_rating:
+                check_value(ref, row.value, "value")
+            if row.target is not None and ref.takes_target:
+                check_value(ref, row.target, "target")
+        except EntryError as error:
+            codes = {"period.published": "period_published", "period.closed": "period_closed",
+                     "value.out_of_bounds": "out_of_bounds", "target.zero": "target_zero"}
+            problem(codes.get(error.code, error.code), key=row.indicator, **error.params)
             continue
         if ref.is_rating and row.value is not WAIVED and (row.value != row.value.to_integral_value()
                                                           or not 1 <= row.value <= 5):
@@ -175,10 +196,87 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bulk waivers and reopening ---------------------------------------------------------------------------------
+def _require_admin(session: Any, config: Any, userid: str) -> Any:
+    from bot.results import Roster
+    roster = Roster.load(session, config)
+    if userid not in roster.org.admins:
+        raise _fail(render("results/cli_admin.txt.j2", code="not_admin", userid=userid))
+    return roster
+
+
+def cmd_data_waive(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.data_entry import EntryError, appraisal_month, find_member_anywhere, parse_periods, waive_in_bulk
+    from bot.db import transaction
+
+    config, engine, sessions = _sessions(args)
+    now = SystemClock().now()
+    try:
+        with transaction(sessions) as session:
+            roster = _require_admin(session, config, args.by)
+            wanted = [word.strip() for word in args.members.replace("，", ",").split(",") if word.strip()]
+            if [w.lower() for w in wanted] == ["all"]:
+                userids = roster.userids
+            else:
+                userids = []
+                for word in wanted:
+                    found = [m for m in find_member_anywhere(session, word) if m.userid in roster.org.members]
+                    if len(found) != 1:
+                        raise _fail(render("scoring/error.txt.j2", code="member.unknown" if not found
+                                           else "member.ambiguous", p={"text": word, "members": [
+                                               (m.name, m.userid) for m in found]}).strip())
+                    userids.append(found[0].userid)
+            schemes = {u: roster.scheme(u) for u in userids}
+            if [w.lower() for w in wanted] == ["all"]:
+                schemes = {u: s for u, s in schemes.items() if any(i.key == args.indicator or i.name == args.indicator
+                                                                     for i in s.indicators)}
+            try:
+                periods = parse_periods(args.periods, appraisal_month(config, now))
+                done = waive_in_bulk(session, schemes, key=args.indicator, periods=periods, reason=args.reason,
+                                     actor=args.by, now=now)
+            except EntryError as error:
+                raise _fail(render("scoring/error.txt.j2", code=error.code, p=error.params).strip()) from None
+            print(render("scoring/bulk_waived.txt.j2", name=done.name, waived=len(done.waived),
+                         unchanged=len(done.unchanged), members=len({u for u, _ in done.waived + done.unchanged}),
+                         periods=sorted({p for _, p in done.waived + done.unchanged})))
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_results_reopen(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.db import transaction
+    from bot.models import AuditEntry, ResultPeriod
+    from scoring import Period, PeriodError
+
+    try:
+        period = str(Period.parse(args.period))
+    except PeriodError:
+        raise _fail(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from None
+    config, engine, sessions = _sessions(args)
+    now = SystemClock().now()
+    try:
+        with transaction(sessions) as session:
+            _require_admin(session, config, args.by)
+            row = session.get(ResultPeriod, period)
+            if row is None or row.state not in ("closed", "reopened"):
+                raise _fail(render("results/cli_admin.txt.j2", code="not_published" if row is None else
+                                   "published", userid=args.by, period=period))
+            row.state = "reopened"
+            session.add(AuditEntry(at=now, actor=args.by, action="results.reopen", subject=period,
+                                   detail={"reason": args.reason}))
+    finally:
+        engine.dispose()
+    print(render("results/cli_admin.txt.j2", code="reopened", userid=args.by, period=period))
+    return 0
+
+
 # -- results export ---------------------------------------------------------------------------------------------
 BASE_COLUMNS = ("userid", "name", "department", "team", "scheme", "status", "complete", "total", "original_total",
                 "grade", "bonus_class", "bonus", "rank_in_team", "rank_in_department", "calibrated",
-                "calibration_reason", "missing")
+                "calibration_reason", "missing", "provisional")
 
 
 def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
@@ -201,16 +299,21 @@ def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
         scores = {item["key"]: item["score"] if item["status"] == "scored" else item["status"]
                   for item in result["indicators"]}
         calibration = result.get("calibration")
+        # Provisional (incomplete) results carry no grade or bonus; a member not appraised has no total either.
+        appraised = result.get("appraised", True)
+        final = result["complete"] and appraised
         lines.append([
             row.userid, row.data.get("name", row.userid), row.data.get("department_name", ""),
             row.data.get("team_name", ""), row.data.get("scheme", {}).get("key", row.scheme_key), row.status,
-            "yes" if result["complete"] else "no", result["total"], result["original_total"], result["grade"],
-            result["bonus_class"] if result["bonus_class"] is not None else "",
-            result["bonus"] if result["bonus"] is not None else "",
+            "yes" if result["complete"] else "no", result["total"] if appraised else "",
+            result["original_total"] if appraised else "", result["grade"] if final else "",
+            result["bonus_class"] if final and result["bonus_class"] is not None else "",
+            result["bonus"] if final and result["bonus"] is not None else "",
             result["rank_in_team"] if result["rank_in_team"] is not None else "",
             result["rank_in_department"] if result["rank_in_department"] is not None else "",
             "yes" if calibration else "no", calibration["reason"] if calibration else "",
-            " ".join(result["missing"]), *(scores.get(key, "") for key in keys)])
+            " ".join(result["missing"]), "yes" if not result["complete"] else "no",
+            *(scores.get(key, "") for key in keys)])
     return header, lines
 
 

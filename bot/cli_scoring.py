@@ -148,14 +148,19 @@ def _member_json(result: MemberResult) -> dict[str, Any]:
     def optional(value: Decimal | None) -> str | None:
         return format2(value) if value is not None else None
 
+    # A provisional total carries no grade or bonus (a payroll script reading this must not pay it); a member
+    # not appraised this period has no total at all.
+    final = result.complete and result.appraised
     return {
         "member": result.member,
         "team": result.team,
-        "total": format2(result.total),
-        "grade": result.grade,
-        "bonus_class": result.bonus_class,
-        "bonus": optional(result.bonus),
+        "total": format2(result.total) if result.appraised else None,
+        "grade": result.grade if final else None,
+        "bonus_class": result.bonus_class if final else None,
+        "bonus": optional(result.bonus) if final else None,
         "complete": result.complete,
+        "provisional": result.provisional,
+        "appraised": result.appraised,
         "missing": list(result.missing),
         "rank_in_team": result.rank_in_team,
         "rank_in_department": result.rank_in_department,

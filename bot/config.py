@@ -217,6 +217,12 @@ class ResultsConfig:
     pass_line: int = 60
     # How many earlier published months /result shows as history.
     history_months: int = 6
+    # The first month the company appraised with kpibot ("2026-07"; "" = no such limit): quarters and years
+    # are scored from it on, and the months before it are not missing.
+    start_month: str = ""
+    # Managers get what is still open in their team this many workdays before the month closes (0 = never).
+    nudge_workdays_before: int = 2
+    nudge_at: time = time(10, 35)
 
 
 @dataclass(frozen=True)
@@ -643,6 +649,13 @@ def _results(r: _Reader) -> ResultsConfig:
     jump = r.get("jump_percent", int, default=defaults.jump_percent)
     pass_line = r.get("pass_line", int, default=defaults.pass_line)
     history = r.get("history_months", int, default=defaults.history_months)
+    start_month = r.get("start_month", str, default=defaults.start_month)
+    nudge_before = r.get("nudge_workdays_before", int, default=defaults.nudge_workdays_before)
+    nudge_at = _parse_time(r, "nudge_at", defaults.nudge_at)
+    if start_month and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", start_month):
+        r.problem("start_month", f"应为 2026-07 这样的月份 (got {start_month!r})")
+    if isinstance(nudge_before, int) and not 0 <= nudge_before <= 10:
+        r.problem("nudge_workdays_before", f"应在 0..10 之间 (got {nudge_before})")
     r.check_unknown()
     _positive(r, "close_on_workday", close_on, 15)
     _positive(r, "publish_on_workday", publish_on, 20)
@@ -658,7 +671,9 @@ def _results(r: _Reader) -> ResultsConfig:
                          publish_on_workday=publish_on or defaults.publish_on_workday, publish_at=publish_at,
                          jump_percent=jump or defaults.jump_percent,
                          pass_line=defaults.pass_line if pass_line is None else pass_line,
-                         history_months=history or defaults.history_months)
+                         history_months=history or defaults.history_months, start_month=start_month or "",
+                         nudge_workdays_before=defaults.nudge_workdays_before if nudge_before is None
+                         else nudge_before, nudge_at=nudge_at)
 
 
 def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:

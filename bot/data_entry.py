@@ -12,12 +12,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.appraisal import cycles_due
 from bot.config import Config
-from bot.datafile import parse_number
-from bot.models import AuditEntry, DataEntry, Member, ResultPeriod
+from bot.models import AuditEntry, DataEntry, Member, PeriodResult, ResultPeriod
+from bot.numbers import NumberError, parse_number
 from bot.permissions import Org
 from bot.workcalendar import nth_workday_of_month
 from scoring import WAIVED, Cycle, Indicator, Metric, Period, PeriodError, PeriodKind, RatingRule, RatioRule, Scheme
+from scoring.bounds import value_bounds
 from scoring.results import Waiver
 
 # Sources whose values a manager gives with /score (a 1-5 rating against the indicator's anchors).
@@ -49,11 +51,13 @@ def normalise(text: str) -> str:
 
 
 def parse_amount(text: str) -> Decimal:
-    """`1234.5`, `1,234.5`, `15%` (15: values stay in the scheme's unit), `3.2万` (32000); full-width digits too."""
-    number = parse_number(normalise(text))
-    if number is None:
-        raise EntryError("value.invalid", text=text.strip())
-    return number
+    """`1234.5`, `1,234.5`, `15%` (15: values stay in the scheme's unit), `3.2万` (32000); full-width digits too.
+    Not a number, not finite or out of the parser's bounds: an EntryError naming which."""
+    try:
+        return parse_number(normalise(text))
+    except NumberError as error:
+        raise EntryError("value.invalid" if error.code == "number.invalid" else error.code,
+                         text=text.strip()) from None
 
 
 def is_waive_word(text: str) -> bool:
@@ -131,6 +135,14 @@ def period_of_cycle(cycle: Cycle, month: Period) -> Period:
     if cycle == Cycle.QUARTER:
         return Period.quarter(month.year, (month.index - 1) // 3 + 1)
     return Period.whole_year(month.year)
+
+
+def due_ratings(scheme: Scheme, month: Period) -> list[tuple[Indicator, str]]:
+    """The manager-rated indicators due in the month (quarterly ones at quarter end, annual ones in December),
+    each with the period its rating is entered for."""
+    due = cycles_due(month.index)
+    return [(i, str(period_of_cycle(i.cycle, month))) for i in scheme.indicators
+            if is_manager_rated(i) and i.cycle in due]
 
 
 # -- indicators and companion metrics --------------------------------------------------------------------------
@@ -242,10 +254,62 @@ def published_periods(session: Session, periods: Collection[str]) -> set[str]:
                                                                  ResultPeriod.state == "published")))
 
 
-def ensure_open(session: Session, period: str) -> None:
-    """Published results are frozen: nothing entered for their period may change them any more."""
-    if published_periods(session, [period]):
+def ensure_open(session: Session, period: str, userid: str | None = None, *, replaces: bool = False) -> None:
+    """Published results are frozen: nothing entered for their period may change them any more. A closed period
+    (drafts out, calibration running) still takes what fills a gap, but changing a value it was closed with
+    needs /calibrate or an admin's `kpibot results reopen` (audited)."""
+    state = session.get(ResultPeriod, period)
+    if state is None:
+        return
+    row = session.scalar(select(PeriodResult).where(PeriodResult.userid == userid, PeriodResult.period == period)
+                         ) if userid is not None else None
+    if (row is not None and row.status == "published") or (row is None and state.state == "published"):
         raise EntryError("period.published", period=period)
+    if replaces and state.state in ("closed", "published"):
+        raise EntryError("period.closed", period=period)
+
+
+def check_value(ref: KeyRef, value: Decimal, kind: str) -> None:
+    """Inside the indicator's bounds (the scheme's min/max, else its unit's); a ratio rule's target above 0."""
+    if kind == "target":
+        if value <= 0:
+            raise EntryError("target.zero", name=ref.name, text=decimal_text(value))
+        return
+    item = ref.indicator if ref.indicator is not None else ref.metric
+    if item is None:
+        return
+    bounds = value_bounds(item)
+    side = bounds.violation(value)
+    if side is not None:
+        raise EntryError("value.out_of_bounds", name=ref.name, text=decimal_text(value), unit=ref.unit,
+                         side=side, bound=bounds.kind.value,
+                         low=None if bounds.low is None else decimal_text(bounds.low),
+                         high=None if bounds.high is None else decimal_text(bounds.high))
+
+
+# A value this many times above (or below) everything the member and the team had is asked about before saving.
+UNUSUAL_FACTOR = Decimal(5)
+HISTORY_ENTRIES = 24
+
+
+def unusual_against_history(session: Session, ref: KeyRef, userid: str, team: Collection[str], period: str,
+                            value: Decimal) -> Decimal | None:
+    """The largest earlier value when `value` is far outside the member's and the team's history (at least 3
+    earlier values of the key, other periods of the member or this period of the team); else None."""
+    rows = session.scalars(select(DataEntry.value).where(
+        DataEntry.key == ref.key, DataEntry.kind == "value", DataEntry.waived.is_(False),
+        DataEntry.value.is_not(None), DataEntry.userid.in_(sorted({userid, *team})),
+        ~((DataEntry.userid == userid) & (DataEntry.period == period)))
+        .order_by(DataEntry.id.desc()).limit(HISTORY_ENTRIES)).all()
+    history = [Decimal(text) for text in rows]
+    if len(history) < 3:
+        return None
+    high, low = max(history), min(history)
+    if high > 0 and value > high * UNUSUAL_FACTOR:
+        return high
+    if value >= 0 and low > 0 and value * UNUSUAL_FACTOR < low:
+        return low
+    return None
 
 
 def decimal_text(value: Decimal) -> str:
@@ -279,3 +343,70 @@ def record(session: Session, *, userid: str, key: str, period: str, kind: str, v
             "waived": waived, "reason": reason, "source": source,
             "previous": None if previous is None else ("waived" if previous.waived else previous.value)}))
     return previous
+
+
+# -- bulk waivers (admins) ----------------------------------------------------------------------------------------
+def parse_periods(text: str, month: Period) -> list[Period]:
+    """`2026-01..2026-06` (every period from one to the other, same kind), `2026-01,2026-03`, or one period."""
+    word = normalise(text)
+    if ".." in word:
+        first_text, _, last_text = word.partition("..")
+        first, last = parse_period(first_text, month), parse_period(last_text, month)
+        if first is None or last is None or first.kind is not last.kind or str(last) < str(first):
+            raise EntryError("period.invalid", text=text)
+        found = [first]
+        while str(found[-1]) < str(last) and len(found) < 120:
+            found.append(found[-1].next())
+        return found
+    periods = []
+    for part in re.split(r"[,，、]", word):
+        if not part.strip():
+            continue
+        period = parse_period(part.strip(), month)
+        if period is None:
+            raise EntryError("period.invalid", text=part.strip())
+        periods.append(period)
+    if not periods:
+        raise EntryError("period.invalid", text=text)
+    return periods
+
+
+@dataclass(frozen=True)
+class BulkWaiver:
+    """What `waive_in_bulk` wrote: the waived (member, period) pairs and those left as they were (already waived)."""
+
+    key: str
+    name: str
+    waived: tuple[tuple[str, str], ...]
+    unchanged: tuple[tuple[str, str], ...]
+
+
+def waive_in_bulk(session: Session, schemes: dict[str, Scheme], *, key: str, periods: list[Period], reason: str,
+                  actor: str, now: datetime) -> BulkWaiver:
+    """Waive one indicator for several members and periods at once (e.g. months before a team used kpibot): every
+    pair is checked first (the indicator in each member's scheme, the period of its cycle, the result not frozen),
+    so nothing is written unless all are fine; one audit entry lists them all."""
+    if not reason.strip():
+        raise EntryError("reason.missing", example=f"/waive {key} 张伟,刘洋 2026-01..2026-06 上线前的月份")
+    plan: list[tuple[str, KeyRef, str]] = []
+    for userid, scheme in schemes.items():
+        ref = find_key(scheme, key)
+        for period in periods:
+            text = period_for(ref, str(period), period.months()[-1])
+            ensure_open(session, text, userid)
+            plan.append((userid, ref, text))
+    waived: list[tuple[str, str]] = []
+    unchanged: list[tuple[str, str]] = []
+    for userid, ref, text in plan:
+        existing = latest_entry(session, userid, ref.key, text, "value")
+        if existing is not None and existing.waived:
+            unchanged.append((userid, text))
+            continue
+        record(session, userid=userid, key=ref.key, period=text, kind="value", value=WAIVED, reason=reason.strip(),
+               source="bulk_waive", actor=actor, now=now, audit=False)
+        waived.append((userid, text))
+    name = plan[0][1].name if plan else key
+    session.add(AuditEntry(at=now, actor=actor, action="data.bulk_waive", subject=key, detail={
+        "key": key, "reason": reason.strip(), "pairs": [list(pair) for pair in waived],
+        "unchanged": [list(pair) for pair in unchanged]}))
+    return BulkWaiver(key, name, tuple(waived), tuple(unchanged))

@@ -7,19 +7,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
+from bot import numbers
+from bot.numbers import parse_optional
 from scoring import WAIVED, MemberData, Period, PeriodError, Waiver
 
 COLUMNS: tuple[str, ...] = ("member", "team", "indicator", "period", "value", "target")
 REQUIRED_COLUMNS: frozenset[str] = frozenset(COLUMNS)
 WAIVED_WORDS: frozenset[str] = frozenset({"waived", "豁免"})
-TEN_THOUSAND = Decimal(10000)
-_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,28 +49,19 @@ class DataFileError(Exception):
 
 
 def parse_number(text: str) -> Decimal | None:
-    """A plain number: `1234.5`, `1,234.5`, `15%` (kept as 15: values stay in the scheme's unit, percent
-    points for rates), `3.2万` (32000). None when the text is not one of these."""
-    text = text.strip().replace("，", ",")
-    factor = Decimal(1)
-    if text.endswith("%"):
-        text = text[:-1].strip()
-    elif text.endswith("万"):
-        text = text[:-1].strip()
-        factor = TEN_THOUSAND
-    if "," in text:
-        if not _GROUPED.match(text):
-            return None
-        text = text.replace(",", "")
-    if not text or text.lower() in {"nan", "inf", "infinity", "-inf", "+inf"}:
-        return None
+    """A plain number as bot.numbers reads it (`1234.5`, `1,234.5`, `15%` → 15, `3.2万` → 32000); None when the
+    text is not one, is not finite or is out of bounds."""
+    return parse_optional(text)
+
+
+def _number(line: int, column: str, text: str, problems: list[RowError]) -> Decimal | None:
     try:
-        number = Decimal(text)
-    except InvalidOperation:
+        return numbers.parse_number(text)
+    except numbers.NumberError as error:
+        code = f"{column}_invalid" if error.code == "number.invalid" else "number_refused"
+        problems.append(RowError(line, code, {column: text[:40], "column": column, "reason": error.code,
+                                              "text": text[:40]}))
         return None
-    if not number.is_finite():
-        return None
-    return number * factor if factor != 1 else number
 
 
 def _cell_text(value: object, number_format: str = "General") -> str:
@@ -121,14 +111,10 @@ def _validate(records: Iterable[tuple[int, dict[str, str]]]) -> tuple[list[DataR
         elif value_text.lower() in WAIVED_WORDS:
             value = WAIVED
         else:
-            value = parse_number(value_text)
-            if value is None:
-                problems.append(RowError(line, "value_invalid", {"value": value_text}))
+            value = _number(line, "value", value_text, problems)
         target: Decimal | None = None
         if target_text:
-            target = parse_number(target_text)
-            if target is None:
-                problems.append(RowError(line, "target_invalid", {"target": target_text}))
+            target = _number(line, "target", target_text, problems)
         if member and team is not None:
             known = teams.setdefault(member, (team, line))
             if known[0] != team:

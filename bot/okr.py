@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import cards, outbox
+from bot import cards, numbers, outbox
 from bot.models import Department, Member, OkrKeyResult, OkrObjective, OkrProgress
 from bot.outbox import Outgoing
 from bot.routing import Person, Role, UserFacingError
@@ -65,8 +65,8 @@ def parse_number(text: str) -> Decimal | None:
     if not match:
         return None
     try:
-        return Decimal(match.group(1))
-    except InvalidOperation:
+        return numbers.checked(Decimal(match.group(1)))
+    except (InvalidOperation, numbers.NumberError):
         return None
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import outbox
@@ -302,9 +302,44 @@ def _gather(session: Session, config: Config, period: Period, roster: Roster, us
                                      "rating": "" if entry.value is WAIVED else str(entry.value)})
     for (userid, key, sub), target in targets.items():
         member_targets[userid][(key, sub)] = target
+    months = appraised_months(session, config, period, userids)
     members = {u: MemberData(u, roster.team(u), roster.departments.get(u), dict(values.get(u, {})),
-                             dict(member_targets.get(u, {}))) for u in userids}
+                             dict(member_targets.get(u, {})), months.get(u)) for u in userids}
     return Gathered(period, members, schemes, {u: roster.scheme_names[u] for u in userids}, dict(comments))
+
+
+def appraised_months(session: Session, config: Config, period: Period, userids: Sequence[str]
+                     ) -> dict[str, frozenset[str]]:
+    """For a quarter or year: the months each member was appraised in, from the company's start month (config) or
+    the member's first month (the first with a value entered or a result closed), whichever is later, to the
+    period's end. Members with neither are left out (the whole period counts); a month is never limited."""
+    if period.kind is PeriodKind.MONTH:
+        return {}
+    start = config.results.start_month
+    first: dict[str, str] = {}
+    for chunk in _chunks(list(userids), READ_CHUNK):
+        for model in (PeriodResult, DataEntry):
+            for userid, text in session.execute(
+                    select(model.userid, func.min(model.period)).where(
+                        model.userid.in_(list(chunk)), model.period.like("____-__"),
+                        model.period.not_like("%Q%")).group_by(model.userid)):
+                if text and (userid not in first or text < first[userid]):
+                    first[userid] = text
+    months = [str(month) for month in period.months()]
+    found: dict[str, frozenset[str]] = {}
+    for userid in userids:
+        since = max(start, first.get(userid, ""))
+        if since and since > months[0]:
+            found[userid] = frozenset(month for month in months if month >= since)
+    return found
+
+
+def months_label(months: Sequence[str]) -> str:
+    """"7-12 月" for the months a partial quarter or year covers ("" when it covers them all)."""
+    if not months:
+        return ""
+    first, last = int(months[0][5:]), int(months[-1][5:])
+    return f"{first}-{last}" if first != last else str(first)
 
 
 def gather_member_data(session: Session, config: Config, period: Period | str,
@@ -429,6 +464,7 @@ def result_to_json(result: MemberResult) -> dict[str, Any]:
         "dimensions": {"performance": str(result.dimensions.performance),
                        "behavior": str(result.dimensions.behavior)},
         "rank_in_team": result.rank_in_team, "rank_in_department": result.rank_in_department,
+        "appraised": result.appraised, "provisional": result.provisional, "months": list(result.months),
         "calibration": None if result.calibration is None else {
             "adjusted_total": str(result.calibration.adjusted_total), "reason": result.calibration.reason,
             "author": result.calibration.author},
@@ -463,6 +499,7 @@ def result_from_json(data: Mapping[str, Any]) -> MemberResult:
             periods_waived=int(item.get("periods_waived", 0)),
         ) for item in data.get("indicators", ())),
         rank_in_team=data.get("rank_in_team"), rank_in_department=data.get("rank_in_department"),
+        appraised=bool(data.get("appraised", True)), months=tuple(data.get("months", ())),
         calibration=None if calibration is None else Calibration(
             data["member"], Decimal(calibration["adjusted_total"]), calibration["reason"], calibration["author"]),
     )
@@ -489,7 +526,7 @@ def _frozen(result: MemberResult, scheme: Scheme, roster: Roster, comments: Sequ
 def _team_sizes(results: Iterable[MemberResult]) -> dict[str | None, int]:
     sizes: dict[str | None, int] = defaultdict(int)
     for result in results:
-        if result.complete and result.team is not None:
+        if result.counts and result.team is not None:
             sizes[result.team] += 1
     return sizes
 
@@ -534,7 +571,9 @@ def result_view(frozen: Mapping[str, Any], *, status: str = "published") -> dict
         "calibrated": calibration is not None,
         "calibration_reason": calibration["reason"] if calibration else "",
         "bonus_class": result["bonus_class"], "bonus": result["bonus"],
-        "complete": result["complete"],
+        "complete": result["complete"], "appraised": result.get("appraised", True),
+        "provisional": not result["complete"], "months": list(result.get("months", ())),
+        "months_label": months_label(result.get("months", ())),
         "missing": [_missing_label(label, names) for label in result["missing"]],
         "performance": result["dimensions"]["performance"], "behavior": result["dimensions"]["behavior"],
         "rank_in_team": result["rank_in_team"], "team_size": frozen.get("team_size", 0),
@@ -772,6 +811,7 @@ def _draft_row(computed: Computed, roster: Roster, userid: str, jumps: Sequence[
     result = computed.results[userid]
     return {"userid": userid, "name": roster.org.name(userid), "total": str(result.total), "grade": result.grade,
             "complete": result.complete, "calibrated": result.calibration is not None,
+            "appraised": result.appraised, "provisional": result.provisional,
             "rank": result.rank_in_team, "missing": missing_labels(computed, userid),
             "jumps": [{"name": j.name, "before": j.before, "now": j.now, "percent": j.percent} for j in jumps]}
 
@@ -935,7 +975,7 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
             _send(session, config, f"publish:{text}:manager:{manager}", manager, "results/team_summary.md.j2", now,
                   manager=roster.org.name(manager), period=text, period_label=period_label(period), rows=rows,
                   grades=grades, leniency=_leniency_view(leniency.get(manager)), held_back=missing,
-                  below=[row for row in rows if Decimal(row["total"]) < config.results.pass_line],
+                  below=[row for row in rows if row["appraised"] and Decimal(row["total"]) < config.results.pass_line],
                   pass_line=config.results.pass_line)
             report.managers_messaged += 1
 
@@ -968,7 +1008,8 @@ def _grade_counts(results: Iterable[MemberResult]) -> list[tuple[str, int]]:
     """Counts per grade, best grade first (S, A, B, C, D; any other grade names after them)."""
     counts: dict[str, int] = defaultdict(int)
     for result in results:
-        counts[result.grade] += 1
+        if result.appraised:  # a member not appraised this period has no grade to count
+            counts[result.grade] += 1
     return sorted(counts.items(), key=lambda item: (GRADE_ORDER.find(item[0]) % (len(GRADE_ORDER) + 1), item[0]))
 
 
@@ -982,6 +1023,7 @@ def _summary_row(result: MemberResult, roster: Roster, shortfall_keys: Sequence[
                  scheme: Scheme) -> dict[str, Any]:
     names = {i.key: i.name for i in scheme.indicators}
     return {"userid": result.member, "name": roster.org.name(result.member), "total": str(result.total),
+            "appraised": result.appraised,
             "original_total": str(result.original_total), "grade": result.grade, "rank": result.rank_in_team,
             "calibrated": result.calibration is not None, "bonus": str(result.bonus) if result.bonus is not None else "",
             "shortfalls": [names.get(k, k) for k in shortfall_keys], "idp": idp,
@@ -993,7 +1035,8 @@ def _department_views(roster: Roster, final: Mapping[str, MemberResult], compute
                       shortfalls: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     by_department: dict[str | None, list[MemberResult]] = defaultdict(list)
     for result in final.values():
-        by_department[result.department].append(result)
+        if result.appraised:  # not appraised: no total to average, no grade to count
+            by_department[result.department].append(result)
     views = []
     for department in sorted(by_department, key=lambda d: d or ""):
         results = by_department[department]
@@ -1111,6 +1154,7 @@ def team_rows(session: Session, config: Config, org: Org, viewer: str, period: P
             rows.append({"userid": userid, "name": view["name"], "team_name": view["team_name"],
                          "total": view["total"], "grade": view["grade"], "rank": view["rank_in_team"],
                          "complete": view["complete"], "calibrated": view["calibrated"],
+                         "appraised": view["appraised"], "provisional": view["provisional"],
                          "published": row.status == "published", "missing": view["missing"]})
         return "published", _sorted_rows(rows)
     roster = Roster.load(session, config)

@@ -22,7 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from bot import feedback360, okr, results, wecom_stats, workcalendar
+from bot import feedback360, nudges, okr, results, wecom_stats, workcalendar
 from bot.config import Config
 from bot.db import transaction
 from bot.leases import release_lease, take_lease
@@ -159,6 +159,8 @@ JOBS: list[JobSpec] = [
     JobSpec("feedback360_daily", "360 反馈：提醒评价人，到期结束",
             _daily_at(lambda _c: time(feedback360.DAILY_AT_HOUR, feedback360.DAILY_AT_MINUTE)),
             feedback360.daily_period, feedback360.run_daily_job),
+    JobSpec("close_nudge", "结账前提醒主管：尚未评分或缺数据的成员（结账前 N 个工作日）",
+            _daily_at(lambda c: c.results.nudge_at), nudges.nudge_period_of, nudges.run_nudge_job),
     JobSpec("month_close", "月度结账：计算结果、数据质量检查、草稿发给主管（季度、年度随最后一个月）",
             _daily_at(lambda c: c.results.close_at), results.close_period_of, results.run_close_job),
     JobSpec("publish", "发布考核结果：成员私信、主管团队汇总、管理员总览、IDP（校准截止时）",

@@ -21,10 +21,12 @@ from bot import outbox
 from bot.config import Config
 from bot.db import transaction
 from bot.models import Department, Member, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay, WeComStatsGap
+from bot.numbers import NumberError, wecom_count, wecom_decimal
 from bot.outbox import Outgoing
 from bot.templates import render
 
 log = logging.getLogger(__name__)
+HUNDRED = Decimal(100)  # reply_percentage is in percent points
 
 # WeCom's statistics are whole days in China Standard Time, whatever zone the bot is configured for (wecom.md §5).
 WECOM_ZONE = ZoneInfo("Asia/Shanghai")
@@ -149,10 +151,8 @@ def _day_of(stat_time: Any) -> date:
     return datetime.fromtimestamp(int(stat_time), WECOM_ZONE).date()
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    return Decimal(str(value)).quantize(Decimal("0.01"))
+def _decimal(value: Any, high: Decimal | None = None) -> Decimal | None:
+    return wecom_decimal(value, high=high)
 
 
 class _TokenRejected(Exception):
@@ -451,13 +451,19 @@ def _store_behavior(session: Session, pulls: list[_MemberPull], first: date, las
             day = _day_of(item["stat_time"])
             if not first <= day <= last:
                 continue
-            values = dict(
-                chat_cnt=int(item.get("chat_cnt") or 0), message_cnt=int(item.get("message_cnt") or 0),
-                reply_percentage=_decimal(item.get("reply_percentage")),
-                avg_reply_time=_decimal(item.get("avg_reply_time")),
-                negative_feedback_cnt=int(item.get("negative_feedback_cnt") or 0),
-                new_apply_cnt=int(item.get("new_apply_cnt") or 0),
-                new_contact_cnt=int(item.get("new_contact_cnt") or 0), fetched_at=now)
+            try:
+                values = dict(
+                    chat_cnt=wecom_count(item.get("chat_cnt")), message_cnt=wecom_count(item.get("message_cnt")),
+                    reply_percentage=_decimal(item.get("reply_percentage"), HUNDRED),
+                    avg_reply_time=_decimal(item.get("avg_reply_time")),
+                    negative_feedback_cnt=wecom_count(item.get("negative_feedback_cnt")),
+                    new_apply_cnt=wecom_count(item.get("new_apply_cnt")),
+                    new_contact_cnt=wecom_count(item.get("new_contact_cnt")), fetched_at=now)
+            except NumberError as error:
+                # A figure no day can have (negative, not finite, absurdly large): the day is left unstored, so
+                # the data-quality check sees a gap instead of scoring on it.
+                log.warning("wecom stats: %s on %s refused (%s)", pull.userid, day, error.code)
+                continue
             row = existing.get((pull.userid, day))
             if row is None:
                 row = WeComBehaviorDay(userid=pull.userid, day=day, **values)
@@ -503,7 +509,11 @@ def _store_groups(session: Session, fetched: _Fetched, first: date, last: date, 
     for day in fetched.group_days:
         for owner in owners:
             data = fetched.groups.get((owner, day)) or {}
-            values = {name: int(data.get(name) or 0) for name in GROUP_FIELDS}
+            try:
+                values = {name: wecom_count(data.get(name)) for name in GROUP_FIELDS}
+            except NumberError as error:
+                log.warning("wecom stats: groups of %s on %s refused (%s)", owner, day, error.code)
+                continue
             row = existing.get((owner, day))
             if row is None:
                 session.add(WeComGroupDay(owner=owner, day=day, fetched_at=now, **values))

@@ -15,7 +15,7 @@ def available_commands(ctx: Context) -> list[str]:
 def _help_order(name: str) -> tuple[int, str]:
     # /help first, then in the order a member meets them over a month; unknown ones last.
     order = ["/help", "/report", "/review", "/leave", "/result", "/idp", "/okr", "/kr", "/score", "/data",
-             "/target", "/reports", "/team", "/calibrate", "/360", "/cancel"]
+             "/target", "/reports", "/team", "/calibrate", "/waive", "/360", "/cancel"]
     return (order.index(name) if name in order else len(order), name)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.models import Leave
 from bot.routing import Context, Router
-from bot.workcalendar import is_workday
+from bot.workcalendar import is_workday, workdays_of_week
 
 router = Router("leave")
 
@@ -92,6 +92,31 @@ def userids_on_leave_between(session: Session, first: date, last: date,
     if userids is not None:
         query = query.where(Leave.userid.in_(list(userids)))
     return set(session.scalars(query))
+
+
+def userids_on_leave_all_of(session: Session, days: Iterable[date], userids: Iterable[str] | None = None) -> set[str]:
+    """Members whose leaves together cover every one of `days` (e.g. a report week's workdays)."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return set()
+    query = select(Leave.userid, Leave.start_date, Leave.end_date).where(
+        Leave.cancelled_at.is_(None), Leave.start_date <= wanted[-1], Leave.end_date >= wanted[0])
+    if userids is not None:
+        query = query.where(Leave.userid.in_(list(userids)))
+    covered: dict[str, set[date]] = {}
+    for userid, start, end in session.execute(query):
+        covered.setdefault(userid, set()).update(day for day in wanted if start <= day <= end)
+    return {userid for userid, days_off in covered.items() if len(days_off) == len(wanted)}
+
+
+def userids_excused_for_week(session: Session, week: str, prompt_day: date | None, deadline_day: date | None
+                             ) -> set[str]:
+    """Who owes no report for `week`: on leave all of its workdays, or on leave between its prompt and its
+    deadline (the leave confirmation promises no reminder then)."""
+    excused = userids_on_leave_all_of(session, workdays_of_week(week))
+    if prompt_day is not None and deadline_day is not None:
+        excused |= userids_on_leave_between(session, prompt_day, deadline_day)
+    return excused
 
 
 def current_and_upcoming(session: Session, userid: str, today: date) -> list[Leave]:

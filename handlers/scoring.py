@@ -11,16 +11,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.appraisal import cycles_due
-from bot.data_entry import (EntryError, KeyRef, appraisal_month, ensure_open, find_key, find_member, is_manager_rated,
-                            is_waive_word, latest_entry, parse_amount, parse_period, parse_rating, period_for,
-                            period_of_cycle, record)
+from bot.data_entry import (EntryError, KeyRef, appraisal_month, check_value, decimal_text, due_ratings, ensure_open,
+                            find_key, find_member, is_waive_word, latest_entry, parse_amount, parse_period,
+                            parse_periods, parse_rating, period_for, period_of_cycle, record,
+                            unusual_against_history, waive_in_bulk)
 from bot.models import SelfReview, WeeklyReport
 from bot.results import (ROWS_SHOWN, ResultsError, Roster, calibrate, compute, default_calibration_month,
-                         member_view, missing_labels, number_text, period_label, publish_moment)
+                         latest_entries, member_view, missing_labels, number_text, period_label, publish_moment)
 from bot.routing import Context, ConversationSpec, Role, Router
 from bot.workcalendar import month_days, week_of
-from scoring import WAIVED, Indicator, Period, Scheme
+from scoring import WAIVED, Indicator, Period
 
 router = Router("scoring")
 
@@ -51,11 +51,6 @@ def entry_errors(handler: Handler) -> Handler:
     return run
 
 
-def _due_ratings(scheme: Scheme, month: Period) -> list[tuple[Indicator, str]]:
-    """The manager-rated indicators due in the month (quarterly ones at quarter end, annual ones in December)."""
-    due = cycles_due(month.index)
-    return [(i, str(period_of_cycle(i.cycle, month))) for i in scheme.indicators
-            if is_manager_rated(i) and i.cycle in due]
 
 
 def _usage(ctx: Context, command: str) -> None:
@@ -96,8 +91,7 @@ def score_command(ctx: Context) -> None:
 def _rate(ctx: Context, userid: str, name: str, ref: KeyRef, answer: str, reason: str, month: Period) -> dict[str, Any]:
     """Store one rating or waiver (reason required); returns the confirmation's variables."""
     waive = is_waive_word(answer)
-    if ref.indicator is None:
-        raise EntryError("key.not_indicator", name=ref.name)
+    # A guardrail metric may be waived (it then deducts nothing and is not missing), never rated.
     if not waive and not ref.manager_rated:
         raise EntryError("key.not_rated", name=ref.name)
     rating = None if waive else parse_rating(answer)
@@ -105,11 +99,12 @@ def _rate(ctx: Context, userid: str, name: str, ref: KeyRef, answer: str, reason
         example = f"/score {name} {ref.name} {'waive 本月不适用' if waive else f'{rating} 按时完成三场活动'}"
         raise EntryError("reason.missing", example=example)
     period = period_for(ref, None, month)
-    ensure_open(ctx.session, period)
+    existing = latest_entry(ctx.session, userid, ref.key, period, "value")
+    ensure_open(ctx.session, period, userid, replaces=existing is not None)
     previous = record(ctx.session, userid=userid, key=ref.key, period=period, kind="value",
                       value=WAIVED if waive else Decimal(rating), reason=reason, source="score",  # type: ignore[arg-type]
                       actor=ctx.person.userid, now=ctx.now)
-    anchor = ref.indicator.anchors.get(rating, "") if rating is not None else ""
+    anchor = ref.indicator.anchors.get(rating, "") if rating is not None and ref.indicator is not None else ""
     return {"kind": "waive" if waive else "rating", "member": name, "name": ref.name, "period": period,
             "value": rating, "unit": "", "anchor": anchor, "reason": reason, "note": "",
             "previous": None if previous is None else ("豁免" if previous.waived else previous.value)}
@@ -121,11 +116,14 @@ def _status(ctx: Context, roster: Roster, month: Period) -> None:
     reviewed = set(ctx.session.scalars(select(SelfReview.userid).where(
         SelfReview.month == str(month), SelfReview.submitted_at.is_not(None),
         SelfReview.userid.in_(team)))) if team else set()
+    # Ratings of quarterly and annual indicators are entered for their quarter or year, which a month's
+    # computation does not read: look them up where they are stored.
+    due_periods = sorted({period for u in team for _, period in due_ratings(computed.schemes[u], month)})
+    entered, _ = latest_entries(ctx.session, team, due_periods) if team and due_periods else ({}, {})
     rows = []
     for userid in team:
         scheme = computed.schemes[userid]
-        values = computed.members[userid].values
-        unrated = [i.name for i, period in _due_ratings(scheme, month) if (i.key, period) not in values]
+        unrated = [i.name for i, period in due_ratings(scheme, month) if (userid, i.key, period) not in entered]
         rows.append({"name": roster.org.name(userid), "scored": not unrated, "unrated": unrated,
                      "missing": missing_labels(computed, userid), "reviewed": userid in reviewed})
     counts = {"scored": sum(r["scored"] for r in rows), "complete": sum(not r["missing"] for r in rows),
@@ -149,7 +147,7 @@ def _breakdown(ctx: Context, roster: Roster, userid: str, month: Period) -> None
     ctx.reply("scoring/breakdown.md.j2", member=roster.org.name(userid), period_label=period_label(month),
               scheme_name=scheme.name, r=member_view(computed, roster, userid), review=review_view,
               highlights=_highlights(ctx, userid, month))
-    due = _due_ratings(scheme, month)
+    due = due_ratings(scheme, month)
     if not due:
         ctx.reply("scoring/walk_done.txt.j2", recorded=None, member=roster.org.name(userid), total=0, ratings=[],
                   period=str(month))
@@ -191,12 +189,9 @@ def _ask(ctx: Context, roster: Roster, recorded: str | None) -> None:
     name = roster.org.name(userid)
     if indicator is None:
         scheme = roster.scheme(userid)
-        computed = compute(ctx.session, ctx.config, month, roster=roster, userids=[userid])
-        values = computed.members[userid].values
         ratings = []
-        for item, period in _due_ratings(scheme, month):
-            value = values.get((item.key, period))
-            ratings.append((item.name, "豁免" if value is WAIVED else (f"{number_text(value)} 分" if value else "")))
+        for item, period in due_ratings(scheme, month):
+            ratings.append((item.name, _current_rating(ctx, userid, item.key, period)))
         ctx.conversation.end()
         ctx.reply("scoring/walk_done.txt.j2", recorded=recorded, member=name, total=total, ratings=ratings,
                   period=str(month))
@@ -209,11 +204,12 @@ def _ask(ctx: Context, roster: Roster, recorded: str | None) -> None:
               anchors=[(level, indicator.anchors[level]) for level in range(1, 6) if level in indicator.anchors])
 
 
-def _current_rating(ctx: Context, userid: str, key: str, period: str) -> str | None:
+def _current_rating(ctx: Context, userid: str, key: str, period: str) -> dict[str, Any] | None:
+    """The stored rating or waiver, as the walk's templates show it (None: not rated yet)."""
     entry = latest_entry(ctx.session, userid, key, period, "value")
     if entry is None:
         return None
-    return "已豁免" if entry.waived else f"{entry.value} 分"
+    return {"waived": entry.waived, "value": "" if entry.waived else number_text(entry.value)}
 
 
 def on_walk_answer(ctx: Context) -> None:
@@ -245,6 +241,14 @@ router.conversation(ConversationSpec(name=FLOW, states={WalkState.RATING: on_wal
 
 
 # -- /data and /target ------------------------------------------------------------------------------------------------
+CONFIRM_FLOW = "data_confirm"
+CONFIRM_WORDS = frozenset({"确认", "确定", "confirm", "yes"})
+
+
+class ConfirmState(StrEnum):
+    ASKED = "asked"  # an unusual value waits for 确认
+
+
 def _enter(ctx: Context, command: str, kind: str) -> None:
     parts = ctx.args.split(None, 3)
     if len(parts) < 3:
@@ -265,14 +269,54 @@ def _enter(ctx: Context, command: str, kind: str) -> None:
         if is_waive_word(parts[2]):
             raise EntryError("value.use_waive")
         value = Decimal(parse_rating(parts[2])) if ref.is_rating else parse_amount(parts[2])
+    check_value(ref, value, kind)
     period = period_for(ref, period_text, month)
-    ensure_open(ctx.session, period)
-    previous = record(ctx.session, userid=member.userid, key=ref.key, period=period, kind=kind, value=value,
+    existing = latest_entry(ctx.session, member.userid, ref.key, period, kind)
+    ensure_open(ctx.session, period, member.userid, replaces=existing is not None)
+    if kind == "value" and not ref.is_rating:
+        team = roster.org.direct_team(roster.team(member.userid)) if roster.team(member.userid) else []
+        usual = unusual_against_history(ctx.session, ref, member.userid, team, period, value)
+        if usual is not None:
+            ctx.conversation.start(CONFIRM_FLOW, ConfirmState.ASKED, {
+                "member": member.userid, "key": ref.key, "period": period, "value": decimal_text(value),
+                "note": note})
+            ctx.reply("scoring/confirm_unusual.txt.j2", member=member.name, name=ref.name, period=period,
+                      value=number_text(value), unit=ref.unit, usual=number_text(usual))
+            return
+    _save_entry(ctx, member.userid, member.name, ref, period, kind, value, note)
+
+
+def _save_entry(ctx: Context, userid: str, name: str, ref: KeyRef, period: str, kind: str, value: Decimal,
+                note: str) -> None:
+    previous = record(ctx.session, userid=userid, key=ref.key, period=period, kind=kind, value=value,
                       reason=note, source="target" if kind == "target" else "data", actor=ctx.person.userid,
                       now=ctx.now)
-    ctx.reply("scoring/saved.txt.j2", kind=kind, member=member.name, name=ref.name, period=period,
+    ctx.reply("scoring/saved.txt.j2", kind=kind, member=name, name=ref.name, period=period,
               value=number_text(value), unit=ref.unit, anchor="", reason=note, note=note,
               previous=None if previous is None else ("豁免" if previous.waived else number_text(previous.value)))
+
+
+@entry_errors
+def on_confirm_answer(ctx: Context) -> None:
+    """确认 saves the unusual value asked about (checked again: the period may have closed meanwhile)."""
+    data = dict(ctx.conversation.data)
+    ctx.conversation.end()
+    if ctx.update.content.strip().lower().strip("。.! ！") not in CONFIRM_WORDS:
+        ctx.reply("scoring/confirm_unusual.txt.j2", member="", name="", period="", value="", unit="", usual="",
+                  dropped=True)
+        return
+    roster = Roster.load(ctx.session, ctx.config)
+    userid = data["member"]
+    if not roster.org.can_manage(ctx.person.userid, userid):
+        raise EntryError("member.not_in_team", text=roster.org.name(userid), own=False)
+    ref = find_key(roster.scheme(userid), data["key"])
+    existing = latest_entry(ctx.session, userid, ref.key, data["period"], "value")
+    ensure_open(ctx.session, data["period"], userid, replaces=existing is not None)
+    _save_entry(ctx, userid, roster.org.name(userid), ref, data["period"], "value", Decimal(data["value"]),
+                data.get("note", ""))
+
+
+router.conversation(ConversationSpec(name=CONFIRM_FLOW, states={ConfirmState.ASKED: on_confirm_answer}))
 
 
 @router.command("/data", "/数据", role=Role.MANAGER)
@@ -285,6 +329,38 @@ def data_command(ctx: Context) -> None:
 @entry_errors
 def target_command(ctx: Context) -> None:
     _enter(ctx, "/target", "target")
+
+
+# -- /waive (admins): one indicator for several members and periods -------------------------------------------------
+ALL_WORDS = frozenset({"全部", "所有人", "all"})
+
+
+@router.command("/waive", "/批量豁免", role=Role.ADMIN)
+@entry_errors
+def waive_command(ctx: Context) -> None:
+    parts = ctx.args.split(None, 3)
+    if len(parts) < 4:
+        _usage(ctx, "/waive")
+        return
+    key_text, members_text, periods_text, reason = parts
+    month = appraisal_month(ctx.config, ctx.now)
+    roster = Roster.load(ctx.session, ctx.config)
+    if members_text.lower() in ALL_WORDS:
+        schemes = {u: roster.scheme(u) for u in roster.userids
+                   if any(key_text in (i.key, i.name) or i.name.startswith(key_text)
+                          for i in roster.scheme(u).indicators)}
+    else:
+        schemes = {}
+        for word in re.split(r"[,，、]", members_text):
+            if word.strip():
+                member = find_member(roster.org, word, viewer=ctx.person.userid)
+                schemes[member.userid] = roster.scheme(member.userid)
+    periods = parse_periods(periods_text, month)
+    done = waive_in_bulk(ctx.session, schemes, key=key_text, periods=periods, reason=reason, actor=ctx.person.userid,
+                         now=ctx.now)
+    ctx.reply("scoring/bulk_waived.txt.j2", name=done.name, waived=len(done.waived), unchanged=len(done.unchanged),
+              members=len({u for u, _ in done.waived + done.unchanged}),
+              periods=sorted({p for _, p in done.waived + done.unchanged}))
 
 
 # -- /calibrate ---------------------------------------------------------------------------------------------------

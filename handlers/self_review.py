@@ -18,7 +18,8 @@ from bot.models import Conversation, Member, SelfReview
 from bot.outbox import Outgoing
 from bot.routing import Context, ConversationSpec, Router
 from bot.templates import render
-from bot.workcalendar import end_of_day, month_of, next_workday, nth_workday_of_month
+from bot.workcalendar import (end_of_day, is_workday, month_of, next_workday, nth_workday_of_month,
+                              review_prompt_day)
 from handlers import leave
 from handlers.weekly_report import open_waiting_conversation
 from scoring import Indicator
@@ -311,6 +312,13 @@ def _ask_members(job: JobContext, kind: str) -> str:
                   now + timedelta(minutes=config.bot.conversation_timeout_minutes))
     members = list(session.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.userid)))
     on_leave = leave.userids_on_leave(session, day)
+    if kind == "reminder":
+        # Away for the whole review window (prompt to reminder): no reminder, as the leave promised.
+        year, index = (int(part) for part in month.split("-"))
+        prompt_day = review_prompt_day(year, index, config.self_review)
+        if prompt_day is not None and prompt_day <= day:
+            window = [prompt_day + timedelta(days=n) for n in range((day - prompt_day).days + 1)]
+            on_leave |= leave.userids_on_leave_all_of(session, [d for d in window if is_workday(d)])
     reviews = {r.userid: r for r in session.scalars(select(SelfReview).where(SelfReview.month == month))}
     conversations = {c.userid: c for c in session.scalars(select(Conversation))}
     parents = department_parents(session)

@@ -19,7 +19,7 @@ from bot.outbox import Outgoing
 from bot.routing import Context, ConversationSpec, Role, Router
 from bot.templates import render
 from bot.workcalendar import (end_of_day, next_workday, parse_week, shift_week, week_days, week_of,
-                              weekly_deadline, weekly_deadline_day, weekly_prompt_day)
+                              weekly_deadline, weekly_deadline_day, weekly_prompt_day, workdays_of_week)
 from handlers import leave
 
 if TYPE_CHECKING:
@@ -797,8 +797,7 @@ def _team_week(ctx: Context, team: Sequence[Member], week: str) -> None:
     reports = {r.userid: r for r in ctx.session.scalars(select(WeeklyReport).where(
         WeeklyReport.week == week, WeeklyReport.userid.in_([m.userid for m in team])))} if team else {}
     prompt_day, deadline_day = weekly_prompt_day(week, rules), weekly_deadline_day(week, rules)
-    excused = (leave.userids_on_leave_between(ctx.session, prompt_day, deadline_day, [m.userid for m in team])
-               if prompt_day and deadline_day and team else set())
+    excused = leave.userids_excused_for_week(ctx.session, week, prompt_day, deadline_day) if team else set()
     rows = []
     for member in team:
         report = reports.get(member.userid)
@@ -850,7 +849,11 @@ def _ask_members(job: JobContext, kind: str) -> str:
     day = job.at.date()
     questions = config.weekly_report.questions
     members = _active_members(session)
-    on_leave = leave.userids_on_leave(session, day)
+    on_leave = leave.userids_on_leave(session, day) | leave.userids_on_leave_all_of(session, workdays_of_week(week))
+    if kind == "reminder":
+        # Away at any time between the prompt and the deadline: the leave confirmation promised no reminder.
+        on_leave |= leave.userids_excused_for_week(session, week, weekly_prompt_day(week, config.weekly_report),
+                                                   weekly_deadline_day(week, config.weekly_report))
     reports = {r.userid: r for r in session.scalars(select(WeeklyReport).where(WeeklyReport.week == week))}
     conversations = {c.userid: c for c in session.scalars(select(Conversation))}
     deadline = deadline_of(week, config)
@@ -905,8 +908,7 @@ def send_weekly_escalations(job: JobContext) -> str:
     members = _active_members(session)
     by_id = {m.userid: m for m in members}
     prompt_day, deadline_day = weekly_prompt_day(week, rules), weekly_deadline_day(week, rules)
-    excused = (leave.userids_on_leave_between(session, prompt_day, deadline_day)
-               if prompt_day and deadline_day else set())
+    excused = leave.userids_excused_for_week(session, week, prompt_day, deadline_day)
     reports = {r.userid: r for r in session.scalars(select(WeeklyReport).where(
         WeeklyReport.week == week, WeeklyReport.status == "submitted"))}
     teams: dict[str, list[Member]] = {}

@@ -101,3 +101,11 @@ class Period:
                 return Period.quarter(self.year - 1, 4)
             return Period.quarter(self.year, self.index - 1)
         return Period.whole_year(self.year - 1)
+
+    def next(self) -> Period:
+        """The period of the same kind just after this one."""
+        if self.kind is PeriodKind.MONTH:
+            return Period.month(self.year + 1, 1) if self.index == 12 else Period.month(self.year, self.index + 1)
+        if self.kind is PeriodKind.QUARTER:
+            return Period.quarter(self.year + 1, 1) if self.index == 4 else Period.quarter(self.year, self.index + 1)
+        return Period.whole_year(self.year + 1)

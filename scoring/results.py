@@ -43,6 +43,9 @@ class MemberData:
     department: str | None
     values: Mapping[DataKey, Value] = field(default_factory=dict, hash=False)
     targets: Mapping[DataKey, Decimal] = field(default_factory=dict, hash=False)
+    # The months ("2026-07") the member was appraised in; None = all of them. A quarter or year is scored over
+    # these months only: sub-periods wholly outside them are neither scored nor missing.
+    months: frozenset[str] | None = None
 
 
 class IndicatorStatus(StrEnum):
@@ -112,6 +115,21 @@ class MemberResult:
     rank_in_team: int | None = None
     rank_in_department: int | None = None
     calibration: Calibration | None = None
+    # False when nothing was left to score (everything waived, or no month of the period appraised): no total,
+    # grade, rank or bonus, and the result counts for nothing (IDPs, ranks, the distribution).
+    appraised: bool = True
+    # The months the result covers when fewer than the period's (a mid-year start); empty = the whole period.
+    months: tuple[str, ...] = ()
+
+    @property
+    def counts(self) -> bool:
+        """Whether the result takes part in ranks, IDPs, the distribution and the promotion list."""
+        return self.complete and self.appraised
+
+    @property
+    def provisional(self) -> bool:
+        """An incomplete result: its total is provisional (暂定) and it carries no grade-based bonus."""
+        return not self.complete
 
     def indicator(self, key: str) -> IndicatorResult:
         for item in self.indicators:
@@ -137,7 +155,7 @@ class PeriodResults:
 
     @property
     def complete(self) -> tuple[MemberResult, ...]:
-        return tuple(result for result in self.results if result.complete)
+        return tuple(result for result in self.results if result.counts)
 
 
 class DuplicateMemberError(ValueError):
@@ -234,6 +252,7 @@ def _member_result(scheme: Scheme, period: Period, plan: tuple[_IndicatorPlan, .
                    data: MemberData, checker: _DataChecker) -> MemberResult:
     values = data.values
     targets = data.targets
+    appraised_months = data.months
     rows: list[tuple[_IndicatorPlan, IndicatorStatus, Decimal | None, Decimal | None, Decimal | None,
                      tuple[Deduction, ...], tuple[str, ...], int, int]] = []
     all_missing: list[str] = []
@@ -247,6 +266,8 @@ def _member_result(scheme: Scheme, period: Period, plan: tuple[_IndicatorPlan, .
         missing: list[str] = []
         waived = 0
         for sub in item.subperiods:
+            if appraised_months is not None and not _overlaps(sub.period, appraised_months):
+                continue  # before the member's first month (or after their last): not expected
             actual = values.get(sub.key)
             if actual is None:
                 missing.append(sub.label)
@@ -262,7 +283,9 @@ def _member_result(scheme: Scheme, period: Period, plan: tuple[_IndicatorPlan, .
                 continue
             for metric_key, op, threshold, deduct, label in sub.guards:
                 metric_value = values.get(metric_key)
-                if metric_value is None or metric_value is WAIVED:
+                if metric_value is WAIVED:
+                    continue  # waived on purpose: no deduction, and nothing is missing
+                if metric_value is None:
                     # Reported as missing so the data-quality check sees it; it deducts nothing.
                     if label not in missing:
                         missing.append(label)
@@ -317,12 +340,30 @@ def _member_result(scheme: Scheme, period: Period, plan: tuple[_IndicatorPlan, .
         )
         for item, status, value, target_value, score_value, deductions, missing, scored, waived in rows
     )
-    grade, bonus_class, bonus = grade_and_bonus(scheme, period, total)
+    appraised = bool(counted) or bool(all_missing)
+    if appraised:
+        grade, bonus_class, bonus = grade_and_bonus(scheme, period, total)
+    else:
+        grade, bonus_class, bonus = "", None, None
+    covered: tuple[str, ...] = ()
+    if appraised_months is not None:
+        inside = tuple(str(month) for month in period.months() if str(month) in appraised_months)
+        covered = inside if len(inside) < len(period.months()) else ()
     return MemberResult(
         member=data.member, team=data.team, department=data.department, period=period,
         total=total, original_total=total, grade=grade, bonus_class=bonus_class, bonus=bonus,
         complete=not all_missing, missing=tuple(all_missing), dimensions=subtotals, indicators=indicators,
+        appraised=appraised, months=covered,
     )
+
+
+@lru_cache(maxsize=256)
+def _months_of(period_text: str) -> frozenset[str]:
+    return frozenset(str(month) for month in Period.parse(period_text).months())
+
+
+def _overlaps(period_text: str, months: frozenset[str]) -> bool:
+    return not _months_of(period_text).isdisjoint(months)
 
 
 def grade_and_bonus(scheme: Scheme, period: Period, total: Decimal) -> tuple[str, int | None, Decimal | None]:
@@ -353,7 +394,7 @@ def rank_results(results: Sequence[MemberResult]) -> list[MemberResult]:
     team_groups: dict[str, list[int]] = defaultdict(list)
     department_groups: dict[str | None, list[int]] = defaultdict(list)
     for index, result in enumerate(results):
-        if not result.complete:
+        if not result.counts:
             continue
         if result.team is not None:
             team_groups[result.team].append(index)

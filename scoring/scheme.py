@@ -118,6 +118,9 @@ class Indicator:
     # Level (1-5) → anchor text shown to whoever rates; required for `rating` rules.
     anchors: Mapping[int, str] = field(default_factory=dict, hash=False)
     unit: str = ""
+    # Optional bounds on an entered value, replacing the unit's (see scoring/bounds.py).
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,8 @@ class Metric:
     key: str
     name: str
     unit: str = ""
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +333,7 @@ def _join(path: str, name: str) -> str:
 
 
 _INDICATOR_FIELDS = {"key", "name", "dimension", "category", "weight", "weight_range", "cycle", "source",
-                     "direction", "rule", "target", "guardrails", "anchors", "unit"}
+                     "direction", "rule", "target", "guardrails", "anchors", "unit", "min", "max"}
 
 
 def _parse_rule(reader: _Reader, table: Mapping[str, Any], path: str) -> Rule | None:
@@ -392,6 +397,8 @@ def _parse_indicator(reader: _Reader, table: Mapping[str, Any], path: str) -> In
     direction = reader.choice(table, "direction", path, Direction, tuple(Direction), default="higher")
     target = reader.number(table, "target", path, required=False)
     unit = reader.string(table, "unit", path, default="")
+    minimum = reader.number(table, "min", path, required=False)
+    maximum = reader.number(table, "max", path, required=False)
     weight_range: WeightRange | None = None
     if "weight_range" in table:
         raw_range = table["weight_range"]
@@ -417,7 +424,7 @@ def _parse_indicator(reader: _Reader, table: Mapping[str, Any], path: str) -> In
     return Indicator(key=key, name=name, dimension=dimension, category=category, weight=weight,  # type: ignore[arg-type]
                      cycle=cycle, source=source, direction=direction, rule=rule,  # type: ignore[arg-type]
                      target=target, weight_range=weight_range, guardrails=tuple(guardrails),
-                     anchors=anchors, unit=unit)
+                     anchors=anchors, unit=unit, minimum=minimum, maximum=maximum)
 
 
 def _parse_result_rules(reader: _Reader, document: Mapping[str, Any]) -> ResultRules:
@@ -469,9 +476,11 @@ def parse_scheme_problems(text: str) -> tuple[Scheme | None, list[Problem]]:
     metrics: list[Metric] = []
     for index, raw in enumerate(reader.tables(document, "metrics", "")):
         path = f"metrics[{index}]"
-        reader.check_keys(raw, {"key", "name", "unit"}, path)
+        reader.check_keys(raw, {"key", "name", "unit", "min", "max"}, path)
         metrics.append(Metric(reader.string(raw, "key", path), reader.string(raw, "name", path, default=""),
-                              reader.string(raw, "unit", path, default="")))
+                              reader.string(raw, "unit", path, default=""),
+                              reader.number(raw, "min", path, required=False),
+                              reader.number(raw, "max", path, required=False)))
 
     indicators: list[Indicator] = []
     raw_indicators = reader.tables(document, "indicators", "")

@@ -82,7 +82,7 @@ class Leniency:
 def _lowest_in_teams(scheme: Scheme, results: PeriodResults) -> dict[str, tuple[str, Decimal]]:
     teams: dict[str, list[MemberResult]] = defaultdict(list)
     for result in results.results:
-        if result.complete and result.team is not None:
+        if result.counts and result.team is not None:
             teams[result.team].append(result)
     lowest: dict[str, tuple[str, Decimal]] = {}
     for team, members in teams.items():
@@ -137,7 +137,7 @@ def promotion_list(scheme: Scheme, results: PeriodResults) -> tuple[PromotionCan
         raise TriggerInputError(f"the promotion list needs annual results, got {results.period}")
     departments: dict[str | None, list[MemberResult]] = defaultdict(list)
     for result in results.results:
-        if result.complete and result.rank_in_department is not None:
+        if result.counts and result.rank_in_department is not None:
             departments[result.department].append(result)
     chosen: list[PromotionCandidate] = []
     for department in sorted(departments, key=lambda name: (name is not None, name or "")):
@@ -158,7 +158,7 @@ def grade_distribution(scheme: Scheme, results: PeriodResults) -> tuple[GradeDis
     guideline = {band.grade: band for band in scheme.results.distribution}
     departments: dict[str | None, list[MemberResult]] = defaultdict(list)
     for result in results.results:
-        if result.complete:
+        if result.counts:
             departments[result.department].append(result)
     reports: list[GradeDistribution] = []
     grades = [band.grade for band in sorted(scheme.grades, key=lambda band: band.min_total, reverse=True)]
@@ -192,7 +192,7 @@ def leniency_indexes(results: PeriodResults, managers: Mapping[str, str] | None 
     departments: dict[str | None, list[Decimal]] = defaultdict(list)
     teams: dict[tuple[str | None, str], list[Decimal]] = defaultdict(list)
     for result in results.results:
-        if not result.complete:
+        if not result.counts:
             continue
         departments[result.department].append(result.original_total)
         if result.team is not None:

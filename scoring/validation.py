@@ -71,6 +71,9 @@ def _check_keys(scheme: Scheme) -> list[Problem]:
             problems.append(error("metric.duplicate_key", f"metrics[{index}].key", key=metric.key))
         elif metric.key in seen:
             problems.append(error("metric.key_clash", f"metrics[{index}].key", key=metric.key))
+        if metric.minimum is not None and metric.maximum is not None and metric.minimum >= metric.maximum:
+            problems.append(error("indicator.bounds_invalid", f"metrics[{index}].min", min=metric.minimum,
+                                  max=metric.maximum))
         metric_keys.add(metric.key)
     return problems
 
@@ -116,6 +119,9 @@ def _check_indicator(scheme: Scheme, index: int, indicator: Indicator) -> list[P
                                     weight=indicator.weight, low=low, high=high))
     if indicator.target is not None and indicator.target <= 0:
         problems.append(error("indicator.target_not_positive", f"{path}.target", target=indicator.target))
+    if indicator.minimum is not None and indicator.maximum is not None and indicator.minimum >= indicator.maximum:
+        problems.append(error("indicator.bounds_invalid", f"{path}.min", min=indicator.minimum,
+                              max=indicator.maximum))
     problems += _check_rule(indicator, path)
     metric_keys = {metric.key for metric in scheme.metrics}
     for g_index, guardrail in enumerate(indicator.guardrails):

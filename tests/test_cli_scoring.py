@@ -292,8 +292,9 @@ def test_scheme_check_template_without_a_scheme() -> None:
 
 
 def test_score_preview_template() -> None:
-    result = {"member": "amy", "team": None, "total": "88.00", "grade": "A", "bonus_class": 1, "bonus": "1200.00",
-              "complete": False, "missing": ["a@2026-11"], "rank_in_team": None, "rank_in_department": None,
+    result = {"member": "amy", "team": None, "total": "88.00", "grade": None, "bonus_class": None, "bonus": None,
+              "complete": False, "provisional": True, "appraised": True, "missing": ["a@2026-11"],
+              "rank_in_team": None, "rank_in_department": None,
               "dimensions": {"performance": "70.00", "behavior": "18.00"},
               "indicators": [{"key": "a", "status": "missing", "value": None, "target": None, "score": None,
                               "weight": "0.00", "deductions": []},
@@ -301,6 +302,6 @@ def test_score_preview_template() -> None:
                               "weight": "100.00", "deductions": []}]}
     text = render("cli/score_preview.txt.j2", scheme={"key": "s", "name": "方案"}, period="2026-11",
                   results=[result], names={"a": "甲", "b": "乙"}, problems=[])
-    assert "| amy | - | 88.00 | 70.00 | 18.00 | A | 一类 | 1200.00 | - | - | 否 |" in text
+    assert "| amy | - | 88.00（暂定） | 70.00 | 18.00 | - | - | - | - | - | 否 |" in text
     assert "amy：甲 -（缺失）；乙 88.00" in text and "缺少数据（暂定总分，补齐或豁免后才能发布）：a@2026-11" in text
     assert "数据问题" not in text

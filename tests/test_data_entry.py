@@ -37,11 +37,21 @@ def test_numbers_as_people_type_them(text: str, expected: str) -> None:
     assert parse_amount(text) == Decimal(expected)
 
 
-@pytest.mark.parametrize("text", ["很多", "1,2", "12..5", "", "5%%", "nan", "1.2.3"])
+@pytest.mark.parametrize("text", ["很多", "1,2", "12..5", "", "5%%", "1.2.3"])
 def test_text_that_is_no_number_is_refused(text: str) -> None:
     with pytest.raises(EntryError) as caught:
         parse_amount(text)
     assert caught.value.code == "value.invalid"
+
+
+@pytest.mark.parametrize("text, code", [
+    ("nan", "number.not_finite"), ("-Infinity", "number.not_finite"), ("1e30", "number.too_large"),
+    ("1e999", "number.too_large"), ("9" * 38, "number.too_large"), ("0.00000001", "number.too_precise"),
+])
+def test_numbers_that_are_not_finite_or_absurdly_large_are_refused_by_name(text: str, code: str) -> None:
+    with pytest.raises(EntryError) as caught:
+        parse_amount(text)
+    assert caught.value.code == code
 
 
 @pytest.mark.parametrize("text, code, params", [
@@ -132,9 +142,15 @@ BAD_INPUT = [
     ("/score zhangwei 工作态度 4", "请写上理由，例如 /score 张伟 工作态度与执行力 4"),
     ("/score zhangwei 问题响应时效 waive", "请写上理由"),
     ("/score zhangwei 内容生产量 4 很好", "不是主管评分的指标，请用 /data"),
-    ("/score zhangwei 退群率 waive 不适用", "是护栏指标"),
+    ("/score zhangwei 退群率 4 很好", "「退群率」不是主管评分的指标，请用 /data"),
     ("/score zhangwei 工作态度", "/score 的用法"),
     ("/calibrate zhangwei 90 很好", "还没有结账"),
+    ("/data zhangwei 内容生产量 -5", "「内容生产量（图文/视频/活动）」是数量或金额，不能为负数（填的是 -5篇），未保存"),
+    ("/data zhangwei 内容生产量 1e30", "「1e30」大得不合常理（超过 12 位整数）"),
+    ("/data zhangwei 内容生产量 " + "9" * 38, "大得不合常理"),
+    ("/data zhangwei 内容生产量 nan", "不是一个确定的数"),
+    ("/data zhangwei 活动参与率 150%", "是百分比，只能在 0 到 100 之间（填 150% 不合理）"),
+    ("/target zhangwei 内容生产量 0", "按目标完成率计分，目标值必须大于 0（填的是 0），未保存"),
 ]
 
 
@@ -235,12 +251,13 @@ SCORING_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                                 ("42.00 分（3.1%/5%） 扣 20（退群率 16.2%）", "问题响应时效：已豁免", "成果：会员日 3 场",
                                  "2026-W48：组织线下读书会")),
     "scoring/walk_question.txt.j2": ({"recorded": None, "member": "张伟", "number": 1, "total": 2,
-                                      "indicator": INDICATOR, "period": "2026-12", "current": "3 分",
+                                      "indicator": INDICATOR, "period": "2026-12", "current": {"waived": False, "value": "3"},
                                       "anchors": sorted(INDICATOR.anchors.items())},
                                      ("张伟 · 第 1/2 项：工作态度与执行力（2026-12），当前 3 分", "5 分：以身作则")),
     "scoring/walk_done.txt.j2": ({"recorded": "已跳过「公司文化契合度」。", "member": "张伟", "total": 2, "period": "2026-12",
-                                  "ratings": [("工作态度与执行力", "4 分"), ("公司文化契合度", "")]},
-                                 ("已跳过", "公司文化契合度：未评")),
+                                  "ratings": [("工作态度与执行力", {"waived": False, "value": "4"}),
+                                              ("公司文化契合度", None), ("问题响应时效", {"waived": True, "value": ""})]},
+                                 ("已跳过", "工作态度与执行力：4 分", "公司文化契合度：未评", "问题响应时效：豁免")),
     "scoring/calibrated.txt.j2": ({"member": "杨帆", "period": "2026-11", "reason": "一次性大促",
                                    "c": Calibrated("2026-11", "111.57", "90.00", "S", "A", None),
                                    "publish_at": datetime(2026, 12, 9, 10, 5, tzinfo=SHANGHAI)},

@@ -58,21 +58,30 @@ def test_a_file_with_bad_rows_writes_nothing_and_reports_each_row_with_its_line(
         ["liuyang", "", "sales", "2026-11", "22", ""],                       # 4: not in the scheme
         ["chenjing", "", "content_output", "2026-Q4", "22", ""],            # 5: a monthly indicator by quarter
         ["yangfan", "", "work_attitude", "2026-11", "6", ""],               # 6: a rating out of range
-        ["张伟", "", "group_quit_rate", "2026-11", "waived", ""],            # 7: a companion metric cannot be waived
+        ["张伟", "", "event_participation_rate", "2026-11", "150", ""],     # 7: a percentage over 100
+        ["liuyang", "", "content_output", "2026-11", "-5", ""],             # 8: a negative count
+        ["chenjing", "", "content_output", "2026-11", "20", "0"],           # 9: a target of 0 for a ratio
+        ["张伟", "", "group_quit_rate", "2026-11", "waived", ""],            # 10: a companion metric may be waived
     ])
     code, out, err = kpibot(capsys, config, "data", "import", str(bad))
     assert code == 2 and out == ""
-    assert "有 5 行不能导入，未写入任何数据" in err
+    assert "有 7 行不能导入，未写入任何数据" in err
     for line, text in ((3, "没有成员「王小明」"), (4, "「sales」不是 liuyang 所用方案（执行层考核方案）的指标"),
                        (5, "content_output 按月度考核，期间 2026-Q4 不适用"), (6, "work_attitude 是 1-5 的评分，「6」无效"),
-                       (7, "护栏指标 group_quit_rate 不能豁免")):
+                       (7, "「活动参与率（评论/签到/分享）」是百分比，只能在 0 到 100 之间"),
+                       (8, "「内容生产量（图文/视频/活动）」是数量或金额，不能为负数（填的是 -5篇）"),
+                       (9, "content_output 按目标完成率计分，目标值必须大于 0")):
         assert f"第 {line} 行：{text}" in err
-    assert "第 2 行" not in err and entries(env) == 0
+    assert "第 2 行" not in err and "第 10 行" not in err and entries(env) == 0
 
     unreadable = write_csv(tmp_path / "unreadable.csv", [["zhangwei", "", "content_output", "2026-11", "很多", ""],
-                                                         ["zhangwei", "", "content_output", "2026-13", "3", ""]])
+                                                         ["zhangwei", "", "content_output", "2026-13", "3", ""],
+                                                         ["liuyang", "", "content_output", "2026-11", "1e999", ""],
+                                                         ["chenjing", "", "content_output", "2026-11", "3", "nan"]])
     code, _, err = kpibot(capsys, config, "data", "import", str(unreadable))
     assert code == 2 and "第 2 行：数值“很多”不是数字" in err and "第 3 行：期间“2026-13”无效" in err
+    assert "第 4 行：数值「1e999」大得不合常理（超过 12 位整数）" in err
+    assert "第 5 行：目标值「nan」不是一个确定的数" in err
     assert entries(env) == 0
 
 
@@ -233,13 +242,13 @@ def frozen(userid: str) -> dict[str, Any]:
 
 NOW = datetime(2026, 12, 9, 10, 5, tzinfo=SHANGHAI)
 DRAFT_ROW = {"userid": "zhangwei", "name": "张伟", "total": "64.12", "grade": "C", "complete": True,
-             "calibrated": False, "rank": 6, "missing": [],
+             "calibrated": False, "rank": 6, "missing": [], "appraised": True, "provisional": False,
              "jumps": [{"name": "退群率", "before": "6", "now": "16.2", "percent": "170"}]}
-INCOMPLETE_ROW = {**DRAFT_ROW, "name": "王强", "complete": False, "rank": None, "total": "0.00",
+INCOMPLETE_ROW = {**DRAFT_ROW, "name": "王强", "complete": False, "provisional": True, "rank": None, "total": "0.00",
                   "missing": ["粉丝净增长率（2026-11）"], "jumps": []}
 SUMMARY_ROW = {"userid": "zhangwei", "name": "张伟", "total": "64.12", "original_total": "64.12", "grade": "C",
                "rank": 2, "calibrated": False, "bonus": "0.00", "shortfalls": ["工作态度与执行力"], "idp": True,
-               "threshold": "60"}
+               "threshold": "60", "appraised": True}
 IDP = {"id": 1, "member": "张伟", "manager": "李娜", "opened_for": "2026-11", "periods": ["2026-10", "2026-11"],
        "totals": ["68.21", "64.12"], "status": "open",
        "steps": [{"kind": "training", "indicator": "粉丝净增长率", "status": "open"},
@@ -284,7 +293,7 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "results/close_manager.md.j2": ({"manager": "李娜", "period": "2026-11", "period_label": "2026年11月",
                                      "rows": [DRAFT_ROW, INCOMPLETE_ROW], "publish_at": NOW, "pass_line": 60},
                                     ("将于 12-09 10:05 发布", "张伟：64.12 分 C · 第 6 名", "退群率 由 6 变为 16.2（170%）",
-                                     "王强：暂计 0.00 分 · <font color=\"warning\">数据不全，暂不发布", "缺：粉丝净增长率（2026-11）")),
+                                     "王强：暂定 0.00 分 · <font color=\"warning\">数据不全，暂不发布", "缺：粉丝净增长率（2026-11）")),
     "results/close_admin.md.j2": ({"admin": "周敏", "period": "2026-11", "period_label": "2026年11月", "members": 13,
                                    "complete": 12, "incomplete": [INCOMPLETE_ROW], "more": 0,
                                    "jumps": [{"member": "张伟", "name": "退群率", "before": "6", "now": "16.2",
@@ -307,7 +316,7 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                                           {**INCOMPLETE_ROW, "team_name": "王强", "published": False}],
                                  "multiple_teams": True, "publish_at": NOW, "close_at": None, "more": 1900},
                                 ("（草稿，12-09 10:05 发布）", "**李娜的团队**", "6. 张伟 64.12 C",
-                                 "王强 0.00 C <font color=\"warning\">缺：粉丝净增长率（2026-11）",
+                                 "王强 暂定 0.00 <font color=\"warning\">缺：粉丝净增长率（2026-11）",
                                  "另有 1900 人未列出")),
     "results/view_error.txt.j2": ({"code": "own_only", "name": "张伟", "text": "刘洋", "manager": False, "period": "",
                                    "publish_at": None, "publish_workday": 7},
