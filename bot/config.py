@@ -100,6 +100,13 @@ class BotConfig:
     locale: str = "zh_CN"
     conversation_timeout_minutes: int = 30
     inbox_workers: int = 4
+    # WeChat (微信插件) users see neither markdown nor template cards: send markdown as plain text and
+    # give every card a plain-text copy that says how to answer by text.
+    text_fallback: bool = True
+    # People known to use WeCom through WeChat: plain text only, never a card.
+    wechat_users: tuple[str, ...] = ()
+    # The welcome goes out on a person's first enter_agent, and again after this long away.
+    welcome_again_after_days: int = 90
 
 
 @dataclass(frozen=True)
@@ -422,12 +429,16 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     locale = b.get("locale", str, default="zh_CN")
     timeout = b.get("conversation_timeout_minutes", int, default=30)
     workers = b.get("inbox_workers", int, default=4)
+    text_fallback = b.get("text_fallback", bool, default=True)
+    wechat_users = _string_list(b, "wechat_users", b.get("wechat_users", list, default=[]), "userid")
+    welcome_days = b.get("welcome_again_after_days", int, default=90)
     if locale is not None:
         from bot.templates import TEMPLATE_ROOT
         if not (TEMPLATE_ROOT / locale).is_dir():
             b.problem("locale", f"没有 {locale!r} 的消息模板")
     _positive(b, "conversation_timeout_minutes", timeout, 7 * 24 * 60)
     _positive(b, "inbox_workers", workers, 64)
+    _positive(b, "welcome_again_after_days", welcome_days, 3650)
     b.check_unknown()
 
     se = _table(merged, "sender", problems)
@@ -457,7 +468,9 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body),
         org=OrgConfig(admins=tuple(admins), departments=tuple(departments), sync_at=sync_at),
         schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace),
-        bot=BotConfig(locale=locale, conversation_timeout_minutes=timeout, inbox_workers=workers),
+        bot=BotConfig(locale=locale, conversation_timeout_minutes=timeout, inbox_workers=workers,
+                      text_fallback=bool(text_fallback), wechat_users=wechat_users,
+                      welcome_again_after_days=welcome_days or 90),
         sender=SenderConfig(per_member_per_minute=per_minute, per_member_per_hour=per_hour,
                             max_attempts=attempts, batch_size=batch),
         weekly_report=weekly_report,

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import card_state
 from bot.clock import Clock
 from bot.config import Config
-from bot.models import Member
+from bot.models import Member, TemplateCard
 from bot.routing import (CommandSpec, ConversationHandle, ConversationSpec, Context, Handler, Person, Role, Router,
                          UserFacingError)
 from bot.updates import Update
@@ -21,6 +22,7 @@ from bot.updates import Update
 log = logging.getLogger(__name__)
 
 CANCEL_WORDS = ("/cancel", "/取消")
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Dispatcher:
             handler = spec.states.get(ctx.conversation.state or "") if spec else None
             if handler is not None:
                 handler(ctx)
-            else:
+            elif not self._answer_by_number(ctx):
                 ctx.reply("hint.txt.j2", person=ctx.person)
             return
         if command.name in CANCEL_WORDS:
@@ -140,13 +142,50 @@ class Dispatcher:
         else:
             log.info("ignoring event %s from %s", update.event, update.from_user)
 
+    def _answer_by_number(self, ctx: Context) -> bool:
+        """A bare "1", "2"... answers the person's open card (or its text form) as if that button were pressed:
+        how people who cannot see cards act on them. Returns whether the text was such an answer."""
+        digits = ctx.update.content.strip().translate(_FULL_WIDTH_DIGITS)
+        if not digits.isdigit() or len(digits) > 2:
+            return False
+        waiting = card_state.answerable_by_text(ctx.session, ctx.person.userid, ctx.now)
+        if not waiting:
+            done = card_state.just_finished(ctx.session, ctx.person.userid, ctx.now)
+            if done is not None:  # the same answer again (or someone else was quicker)
+                self._already_done(ctx, done)
+            return done is not None
+        if len({card.subject for card in waiting}) > 1:
+            ctx.reply("cards/which_one.txt.j2", count=len({card.subject for card in waiting}))
+            return True
+        card, number = waiting[0], int(digits)  # the newest copy of the one thing waiting
+        if not 1 <= number <= len(card.actions):
+            ctx.reply("cards/no_such_choice.txt.j2", number=number, choices=len(card.actions))
+            return True
+        ctx.update = replace(ctx.update, kind="event", event="template_card_event", event_key=card.actions[number - 1],
+                             task_id=card.task_id, response_code="")
+        self._on_card(ctx)
+        return True
+
     def _on_card(self, ctx: Context) -> None:
+        done = card_state.find(ctx.session, ctx.update.task_id)
+        if done is not None and done.status == "finished":
+            # Its buttons are already replaced (or the update is on its way): say what happened, send no card.
+            self._already_done(ctx, done)
+            return
         key = ctx.update.event_key
         for prefix in sorted(self.cards, key=len, reverse=True):
             if key.startswith(prefix):
                 self.cards[prefix](ctx)
                 return
         ctx.reply("card_expired.txt.j2")
+
+
+    @staticmethod
+    def _already_done(ctx: Context, card: TemplateCard) -> None:
+        member = ctx.session.get(Member, card.finished_by or "")
+        ctx.reply("cards/already_done.txt.j2", label=card.finished_label or "",
+                  at=(card.finished_at or ctx.now).astimezone(ctx.config.schedule.zone),
+                  by=member.name if member else card.finished_by)
 
 
 def _with_text(ctx: Context, text: str) -> Context:

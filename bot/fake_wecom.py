@@ -22,7 +22,11 @@
 #   84061 when the member has none, as WeCom does. set_stats_permission(False) makes the three customer-contact
 #   endpoints answer 48002, as when the app is not among 客户联系 → 可调用应用.
 # * Only members with status 1 receive messages; others are reported in `invaliduser` like unknown ones.
-# * update_template_card rejects an unknown, used or >24 h old response_code with 40058.
+# * update_template_card (doc 94888): each response_code (one from message/send, one per click) updates once,
+#   within 72 h; an unknown, used or expired one answers 40058 (the docs name no errcode for it). The call must
+#   name whom to update (userids/partyids/tagids or atall); userids that did not receive the card, or are
+#   unknown, come back lowercased in the `invaliduser` list and the rest are still updated. `button` only
+#   applies to button, vote and multiple-choice cards.
 # * message/send omits invaliduser/invalidparty/invalidtag when empty. Besides the five brief types it
 #   takes `file` and `image` referring to a media_id from media/upload (unknown → 40007).
 # * gettoken returns the current token (with its remaining lifetime) while it is valid, as WeCom does.
@@ -78,7 +82,7 @@ logger = logging.getLogger(__name__)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOKEN_LIFETIME = timedelta(seconds=7200)
-RESPONSE_CODE_LIFETIME = timedelta(hours=24)  # docs now say 72 h; older ones 24 h, so hold the bot to 24 h
+RESPONSE_CODE_LIFETIME = timedelta(hours=72)  # doc 94888, updated 2025-07; older copies said 24 h
 PER_MEMBER_LIMITS: tuple[tuple[timedelta, int], ...] = ((timedelta(seconds=60), 30), (timedelta(seconds=3600), 1000))
 LONGEST_LIMIT_WINDOW = max(window for window, _ in PER_MEMBER_LIMITS)
 MAX_CONTENT_BYTES = 2048
@@ -393,6 +397,7 @@ class FakeWeCom:
         self._tokens: dict[str, datetime] = {}
         self._current_token: str | None = None
         self._task_ids: set[str] = set()
+        self._task_cards: dict[str, tuple[str, frozenset[str]]] = {}  # task_id → (card_type, recipients)
         self._response_codes: dict[str, _ResponseCodeGrant] = {}
         self._last_delivery_of: dict[tuple[str, str, str], datetime] = {}
         self._recent_deliveries: dict[str, deque[datetime]] = {}
@@ -897,6 +902,8 @@ class FakeWeCom:
             if task_id in self._task_ids:
                 raise _ApiError(42014, f"task_id {task_id!r} already used")
             self._task_ids.add(task_id)
+        if task_id is not None:
+            self._task_cards[task_id] = (str(payload.get("card_type")), frozenset(recipients))
         response_code = None
         if msgtype == "template_card" and payload.get("card_type") in INTERACTIVE_CARD_TYPES:
             response_code = self._grant_response_code(str(task_id), now)
@@ -929,28 +936,50 @@ class FakeWeCom:
         self._check_agent(body.get("agentid"))
         code = body.get("response_code")
         grant = self._response_codes.get(code) if isinstance(code, str) else None
-        if grant is None or grant.used or now - grant.issued_at > RESPONSE_CODE_LIFETIME:
-            raise _ApiError(40058, "invalid response_code: unknown, already used or expired")
+        if grant is None:
+            raise _ApiError(40058, "invalid response_code")
+        if grant.used:
+            raise _ApiError(40058, "invalid response_code: already used")
+        if now - grant.issued_at > RESPONSE_CODE_LIFETIME:
+            raise _ApiError(40058, "invalid response_code: expired (72 hours)")
         button = body.get("button")
         template_card = body.get("template_card")
         if not isinstance(button, dict) and not isinstance(template_card, dict):
             raise _ApiError(40058, "button or template_card required")
+        card_type, recipients = self._task_cards.get(grant.task_id, ("", frozenset()))
         replace_name = button.get("replace_name") if isinstance(button, dict) else None
-        if isinstance(button, dict) and not replace_name:
-            raise _ApiError(40058, "button.replace_name required")
+        if isinstance(button, dict):
+            if not isinstance(replace_name, str) or not replace_name:
+                raise _ApiError(40058, "button.replace_name required")
+            if card_type not in INTERACTIVE_CARD_TYPES:
+                raise _ApiError(40058, f"button can only be updated on interactive cards, not {card_type!r}")
+        if isinstance(template_card, dict) and template_card.get("card_type") not in CARD_TYPES:
+            raise _ApiError(40058, f"invalid card_type {template_card.get('card_type')!r}")
         userids = _string_list(body.get("userids"), "userids")
+        partyids = _int_list(body.get("partyids"), "partyids")
+        tagids = _int_list(body.get("tagids"), "tagids")
+        if len(userids) > 1000 or len(partyids) > 100 or len(tagids) > 100:
+            raise _ApiError(40058, "at most 1000 userids, 100 partyids and 100 tagids")
+        if body.get("atall"):
+            targets = set(recipients)
+        else:
+            if not (userids or partyids or tagids):
+                raise _ApiError(40058, "userids, partyids, tagids or atall required")
+            targets = {u for u in userids if u in recipients}
+            for party in (p for p in partyids if p in self._departments):
+                targets |= {m.userid for m in self._members_in(party, recursive=True)} & recipients
+        invalid = [u.lower() for u in userids if u not in targets and not body.get("atall")]
         grant.used = True
         self._card_updates.append(
             CardUpdate(
                 task_id=grant.task_id,
                 response_code=code,
-                userids=tuple(userids),
+                userids=tuple(sorted(targets)),
                 button_replace_name=replace_name,
                 template_card=template_card if isinstance(template_card, dict) else None,
                 at=now,
             )
         )
-        invalid = [u for u in userids if u not in self._members]
         return {"invaliduser": invalid} if invalid else {}
 
     def _department_list(self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]) -> dict[str, Any]:

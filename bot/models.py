@@ -517,3 +517,36 @@ class IdpItem(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
     created_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
+
+
+# -- interactive cards and first visits --
+
+
+class TemplateCard(Base):
+    """Something sent to one person to act on (a button card, or its text form): what it is about, its actions,
+    and once acted on, what happened; the outbox row that sent it holds its response_code."""
+
+    __tablename__ = "template_cards"
+    __table_args__ = (Index("ix_template_cards_subject_status", "subject", "status"),
+                      Index("ix_template_cards_touser_status", "touser", "status"))
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(KEY_LENGTH))  # "okr:12", "360:5", "report:lina:2026-W48"
+    touser: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    outbox_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))  # None: only its text form was sent
+    actions: Mapped[list[Any]] = mapped_column(JSON, default=list)  # button keys, in order: reply 1 = the first
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | finished
+    created_at: Mapped[datetime]
+    finished_label: Mapped[str | None] = mapped_column(String(64))
+    finished_by: Mapped[str | None] = mapped_column(String(USERID_LENGTH))
+    finished_at: Mapped[datetime | None]
+
+
+class MemberVisit(Base):
+    """When a person last opened the app (enter_agent) and when they were last welcomed."""
+
+    __tablename__ = "member_visits"
+
+    userid: Mapped[str] = mapped_column(String(USERID_LENGTH), primary_key=True)
+    last_entered_at: Mapped[datetime]
+    welcomed_at: Mapped[datetime | None]

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import outbox
+from bot import outbox, plain_text
 from bot.appraisal import cached_scheme, department_parents, scheme_name_for
 from bot.config import Config
 from bot.db import transaction
 from bot.models import (AuditEntry, DataEntry, Department, Idp, IdpItem, PeriodResult, ResultCalibration, ResultPeriod,
                         SelfReview)
-from bot.outbox import Outgoing
 from bot.permissions import Org
 from bot.templates import render
 from bot.workcalendar import at_local, month_days, nth_workday_of_month
@@ -675,8 +674,7 @@ def period_state(session: Session, period: str) -> ResultPeriod | None:
 def _send(session: Session, config: Config, key: str, userid: str, template: str, now: datetime,
           **variables: Any) -> None:
     text = render(template, config.bot.locale, **variables)
-    message = Outgoing.markdown(userid, text) if ".md." in template else Outgoing.text(userid, text)
-    outbox.enqueue(session, key, message, now)
+    outbox.enqueue(session, key, plain_text.message(config, userid, text, markdown=".md." in template), now)
 
 
 def _admins(roster: Roster) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from bot import outbox
+from bot import card_state, outbox, plain_text
 from bot.clock import Clock
 from bot.config import Config
 from bot.models import Conversation
@@ -191,11 +191,24 @@ class Context:
 
     def send_to(self, userid: str, template: str, **variables: Any) -> None:
         content = self.render(template, **variables)
-        message = Outgoing.markdown(userid, content) if ".md." in template else Outgoing.text(userid, content)
-        self._enqueue(message)
+        self._enqueue(plain_text.message(self.config, userid, content, markdown=".md." in template))
 
-    def reply_card(self, card: dict[str, Any]) -> None:
-        self._enqueue(Outgoing.card(self.person.userid, card))
+    def reply_card(self, card: dict[str, Any], subject: str, text: str | None = None) -> None:
+        """A button card about `subject` (with its text form, when given, for those who read text)."""
+        self.send_card_to(self.person.userid, card, subject, text)
+
+    def send_card_to(self, userid: str, card: dict[str, Any], subject: str, text: str | None = None) -> None:
+        self.sent += 1
+        card_state.send(self.session, self.config, f"{self.reply_key}:{self.sent}", userid, card, subject,
+                        self.clock.now(), text=text)
+
+    def finish_cards(self, subject: str, outcome: str) -> None:
+        """Someone acted on `subject`: every card about it shows what happened (cards/finished.txt.j2)."""
+        label = self.render("cards/finished.txt.j2", outcome=outcome, by=self.person.name)
+        clicked = self.update.is_card_click
+        card_state.finish(self.session, subject, label, self.person.userid, self.clock.now(),
+                          clicked_task_id=self.update.task_id if clicked else "",
+                          click_response_code=self.update.response_code if clicked else "")
 
     def _enqueue(self, message: Outgoing) -> None:
         self.sent += 1

@@ -14,6 +14,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.exceptions import WeChatClientException
 
+from bot import card_state
 from bot.clock import Clock
 from bot.config import Config
 from bot.db import transaction
@@ -181,6 +182,8 @@ class Sender:
         return outcomes, []
 
     def deliver(self, row: OutboxMessage) -> Outcome:
+        if row.msgtype == card_state.CARD_UPDATE:
+            return self._update_card(row)
         payload: dict[str, Any] = {
             "touser": row.touser,
             "msgtype": row.msgtype,
@@ -212,6 +215,45 @@ class Sender:
             return Outcome("sent", msgid=str(result.get("msgid", "")) or None,
                            response_code=str(response_code) if response_code else None)
 
+    def _update_card(self, row: OutboxMessage) -> Outcome:
+        """A finished card: its buttons become what happened (message/update_template_card, WeCom doc 94888)."""
+        code = row.payload.get("response_code") or None
+        if code is None:
+            with self.sessions() as session:
+                card = card_state.sent_card(session, row.payload["task_id"])
+            if card.status in ("pending", "sending"):
+                # The card went out in this same pass and its response_code is not recorded yet: try again
+                # as soon as it is (the next pass), keeping this person's later messages behind it.
+                return Outcome("retry", error="card not sent yet", retry_after=timedelta(0))
+            if card.response_code is None or card.sent_at is None:
+                return Outcome("failed", error=f"card never sent ({card.status or 'unknown'}): nothing to update")
+            if self.clock.now() - card.sent_at >= card_state.RESPONSE_CODE_VALIDITY:
+                return Outcome("failed", error="response_code expired (72 h): the card keeps its buttons")
+            code = card.response_code
+        body = {"userids": [row.touser], "agentid": self.config.wecom.agent_id, "response_code": code,
+                "button": {"replace_name": row.payload["replace_name"]}}
+        refreshed = False
+        while True:
+            token = None
+            try:
+                token = self.client.access_token
+                result = self.client.post("message/update_template_card", data=body, params={"access_token": token})
+            except WeChatClientException as error:
+                if error.errcode in TOKEN_ERRORS and not refreshed:
+                    self.client.forget_token(token)
+                    refreshed = True
+                    continue
+                if error.errcode == 40058 and row.attempts > 0:
+                    # The code is spent: an earlier attempt that we could not record did the update.
+                    return Outcome("sent", error=f"{error.errcode} on a resend: taken as done")
+                return self._classify(error)
+            except requests.RequestException as error:
+                return Outcome("retry", error=f"network: {type(error).__name__}")
+            invalid = {str(u).lower() for u in result.get("invaliduser") or ()}
+            if row.touser.lower() in invalid:
+                return Outcome("failed", error="invaliduser: not a holder of this card")
+            return Outcome("sent")
+
     @staticmethod
     def _classify(error: WeChatClientException) -> Outcome:
         code = error.errcode
@@ -237,7 +279,7 @@ class Sender:
                     values.update(status="sent", sent_at=now, wecom_msgid=outcome.msgid,
                                   response_code=outcome.response_code)
                 elif outcome.status == "retry" and row.attempts + 1 < self.config.sender.max_attempts:
-                    backoff = outcome.retry_after or min(timedelta(seconds=2 ** row.attempts), timedelta(minutes=5))
+                    backoff = outcome.retry_after if outcome.retry_after is not None else min(timedelta(seconds=2 ** row.attempts), timedelta(minutes=5))
                     values.update(status="pending", next_attempt_at=now + backoff)
                 else:
                     values.update(status="failed")

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from bot import cards, outbox
+from bot import cards
 from bot.feedback360 import (
     CONVERSATION_TIMEOUT,
     DEFAULT_DEADLINE_DAYS,
@@ -42,7 +42,6 @@ from bot.feedback360 import (
 )
 from bot.models import Feedback360Ask, Feedback360Nomination, Member
 from bot.okr import team_members
-from bot.outbox import Outgoing
 from bot.routing import Context, ConversationSpec, Role, Router
 from bot.schemes import load_scheme
 
@@ -162,7 +161,14 @@ def _send_nomination_card(ctx: Context, reviewer: str, nomination: Feedback360No
     card = cards.button_card(task_id=cards.new_task_id(f"f360_n{nomination.id}"), title=title,
                              description=description, body=body,
                              buttons=[cards.CardButton(confirm, f"360:confirm:{nomination.id}")])
-    outbox.enqueue(ctx.session, f"{ctx.reply_key}:360-card:{reviewer}", Outgoing.card(reviewer, card), ctx.now)
+    text = ctx.render("feedback360/nomination_text.txt.j2", subject_name=subject_name, raters=raters,
+                      proposed_by=nomination.proposed_by)
+    ctx.send_card_to(reviewer, card, nomination_subject(nomination), text)
+
+
+def nomination_subject(nomination: Feedback360Nomination) -> str:
+    """What a nomination card is about (bot.card_state): every reviewer's copy is finished together."""
+    return f"360:{nomination.id}"
 
 
 def _set_for_member(ctx: Context, words: list[str]) -> None:
@@ -198,6 +204,7 @@ def _confirm(ctx: Context, nomination: Feedback360Nomination) -> None:
     if not may_confirm(ctx.session, ctx.person, nomination.subject):
         raise Feedback360Error("not_reviewer", name=subject_name)
     raters = confirm(ctx.session, nomination, ctx.person.userid, ctx.now)
+    ctx.finish_cards(nomination_subject(nomination), "confirmed")
     names = {m.userid: m.name for m in ctx.session.scalars(select(Member).where(Member.userid.in_(raters)))}
     rater_names = [names.get(r, r) for r in raters]
     ctx.reply("feedback360/confirmed.txt.j2", audience="reviewer", subject_name=subject_name, raters=rater_names,

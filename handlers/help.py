@@ -1,6 +1,9 @@
 """/help and the welcome when someone opens the app: what this person may do, by role."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
+from bot.models import MemberVisit
 from bot.routing import Context, Role, Router
 
 router = Router("help")
@@ -26,4 +29,18 @@ def show_help(ctx: Context) -> None:
 
 @router.event("enter_agent", "subscribe")
 def welcome(ctx: Context) -> None:
-    ctx.reply("welcome.txt.j2", person=ctx.person)
+    """WeCom sends enter_agent every time a person opens the app: welcome them the first time, and again
+    only after a long absence ([bot] welcome_again_after_days)."""
+    # When the person opened the app, not when we got round to it: a backlog must not look like an absence.
+    entered = datetime.fromtimestamp(ctx.update.create_time, timezone.utc) if ctx.update.create_time else ctx.now
+    visit = ctx.session.get(MemberVisit, ctx.person.userid)
+    if visit is None:
+        visit = MemberVisit(userid=ctx.person.userid, last_entered_at=entered, welcomed_at=None)
+        ctx.session.add(visit)
+        away = None
+    else:
+        away = entered - visit.last_entered_at
+        visit.last_entered_at = max(visit.last_entered_at, entered)
+    if visit.welcomed_at is None or (away is not None and away >= timedelta(days=ctx.config.bot.welcome_again_after_days)):
+        visit.welcomed_at = entered
+        ctx.reply("welcome.txt.j2", person=ctx.person)

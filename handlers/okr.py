@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot import outbox
 from bot.okr import (
     OkrError,
     add_kr,
@@ -26,7 +25,6 @@ from bot.okr import (
     team_tree,
 )
 from bot.models import Department, Member, OkrKeyResult
-from bot.outbox import Outgoing
 from bot.routing import Context, Role, Router
 
 router = Router("okr")
@@ -139,10 +137,9 @@ def _ask_for_approval(ctx: Context, kr: OkrKeyResult, *, edited: bool) -> None:
     view = kr_view(ctx.session, kr)
     approvers = approver_for(ctx.session, kr.owner, ctx.config.org.admins)
     lines = ctx.render("okr/approval_card.txt.j2", kr=view).splitlines()
+    text = ctx.render("okr/approval_text.txt.j2", kr=view)
     for approver in approvers:
-        card = approval_card(view, lines)
-        outbox.enqueue(ctx.session, f"{ctx.reply_key}:okr-approval:{approver}", Outgoing.card(approver, card),
-                       ctx.now)
+        ctx.send_card_to(approver, approval_card(view, lines), kr_subject(kr.id), text)
     names = {m.userid: m.name for m in ctx.session.scalars(select(Member).where(Member.userid.in_(approvers)))}
     ctx.reply("okr/kr_submitted.txt.j2", kr=view, edited=edited, approvers=[names.get(a, a) for a in approvers])
 
@@ -166,8 +163,14 @@ def _review(ctx: Context, words: list[str], *, approve: bool) -> None:
     _apply_review(ctx, kr_id, approve=approve, note=" ".join(words[1:]))
 
 
+def kr_subject(kr_id: int) -> str:
+    """What an approval card is about (bot.card_state): every approver's copy is finished together."""
+    return f"okr:{kr_id}"
+
+
 def _apply_review(ctx: Context, kr_id: int, *, approve: bool, note: str) -> None:
     kr = review_kr(ctx.session, kr_id=kr_id, by=ctx.person, approve=approve, note=note, now=ctx.now)
+    ctx.finish_cards(kr_subject(kr_id), "approved" if approve else "returned")
     view = kr_view(ctx.session, kr)
     ctx.send_to(kr.owner, "okr/kr_reviewed.txt.j2", kr=view, reviewer=ctx.person.name)
     ctx.reply("okr/review_done.txt.j2", kr=view)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import cards, okr, outbox
+from bot import cards, okr, outbox, plain_text
 from bot.config import Config, ReportQuestion
 from bot.models import Conversation, Member, WeeklyReport
 from bot.outbox import Outgoing
@@ -308,8 +308,14 @@ def _show_summary(ctx: Context, report: WeeklyReport, preface: str = "") -> None
     else:
         _open(ctx, report.week, ReportState.REVIEWING)
     variables = _summary_vars(ctx, report)
-    ctx.reply("weekly/summary.txt.j2", preface=preface, **variables)
-    ctx.reply_card(_summary_card(ctx, report, variables))
+    ctx.reply("weekly/summary.txt.j2", preface=preface, with_card=plain_text.gets_cards(ctx.config, ctx.person.userid),
+              **variables)
+    ctx.reply_card(_summary_card(ctx, report, variables), report_subject(report))
+
+
+def report_subject(report: WeeklyReport) -> str:
+    """What a summary card is about (bot.card_state): one member's report for one week."""
+    return f"report:{report.userid}:{report.week}"
 
 
 def _summary_card(ctx: Context, report: WeeklyReport, variables: dict[str, Any]) -> dict[str, Any]:
@@ -457,6 +463,7 @@ def on_reviewing(ctx: Context) -> None:
 
 
 def _choose(ctx: Context, report: WeeklyReport, with_summary: bool = False) -> None:
+    ctx.finish_cards(report_subject(report), "editing")
     if ctx.conversation.flow == FLOW:
         ctx.conversation.move(ReportState.CHOOSING, untouched=False, week=report.week)
     else:
@@ -511,6 +518,7 @@ def submit(ctx: Context, report: WeeklyReport) -> None:
     report.updated_at = now
     if ctx.conversation.flow == FLOW and ctx.conversation.data.get("week") == report.week:
         ctx.conversation.end()
+    ctx.finish_cards(report_subject(report), "submitted")
     ctx.reply("weekly/submitted.txt.j2", who=ctx.person.name, week=WeekView.of(report.week), late=report.late,
               resubmitted=resubmitted, deadline=_local(ctx, deadline),
               can_edit=deadline is None or now <= deadline)
@@ -931,7 +939,8 @@ def send_weekly_escalations(job: JobContext) -> str:
         text = render("weekly/escalation.md.j2", config.bot.locale, manager=by_id[manager_id],
                       week_view=WeekView.of(week), deadline=_local(config, deadline_of(week, config)),
                       team_size=len(team), missing=missing, on_leave=on_leave, entries=entries)
-        outbox.enqueue(session, f"job:weekly_escalation:{week}:{manager_id}", Outgoing.markdown(manager_id, text), now)
+        outbox.enqueue(session, f"job:weekly_escalation:{week}:{manager_id}",
+                       plain_text.message(config, manager_id, text, markdown=True), now)
         sent += 1
     return render("weekly/job_detail.txt.j2", config.bot.locale, kind="escalation", week=week, asked=sent,
                   on_leave=0, already=0)

@@ -308,7 +308,7 @@ def test_update_template_card_consumes_response_codes_once(
     assert reused.value.errcode == 40058
 
     click_code = fake.issue_response_code("task-1")  # what the template_card_event callback would carry
-    clock.advance(hours=24, seconds=1)
+    clock.advance(hours=72, seconds=1)
     client.fetch_access_token()  # the old token died long ago; only the response code is under test
     with pytest.raises(WeChatClientException) as expired:
         client.post("message/update_template_card", data={**update, "response_code": click_code})
@@ -316,6 +316,35 @@ def test_update_template_card_consumes_response_codes_once(
 
     [recorded] = fake.card_updates()
     assert (recorded.task_id, recorded.button_replace_name, recorded.userids) == ("task-1", "已开始", ("alice",))
+
+
+def test_a_click_code_lasts_72_hours_and_updates_only_who_received_the_card(
+    client: LocalClient, fake: FakeWeCom, clock: FakeClock
+) -> None:
+    client.message.send(AGENT_ID, "alice", msg=button_card("task-2"))
+    click_code = fake.issue_response_code("task-2")
+    clock.advance(hours=71, minutes=59)
+    client.fetch_access_token()
+    base = {"agentid": AGENT_ID, "response_code": click_code, "button": {"replace_name": "已批准 · 李娜"}}
+    with pytest.raises(WeChatClientException) as nobody:
+        client.post("message/update_template_card", data=base)  # whom to update must be named
+    assert nobody.value.errcode == 40058
+    result = client.post("message/update_template_card", data={**base, "userids": ["alice", "Bob"]})
+    assert result["invaliduser"] == ["bob"]  # bob never received task-2
+    [recorded] = fake.card_updates()
+    assert recorded.userids == ("alice",)
+
+
+def test_a_text_notice_without_buttons_cannot_have_its_button_renamed(client: LocalClient, fake: FakeWeCom) -> None:
+    card = {"card_type": "text_notice", "task_id": "notice-1", "main_title": {"title": "通知"},
+            "card_action": {"type": 1, "url": "https://example.invalid"},
+            "action_menu": {"desc": "更多", "action_list": [{"text": "不再提醒", "key": "mute"}]}}
+    client.message.send(AGENT_ID, "alice", msg={"msgtype": "template_card", "template_card": card})
+    code = fake.issue_response_code("notice-1")
+    with pytest.raises(WeChatClientException) as raised:
+        client.post("message/update_template_card", data={"userids": ["alice"], "agentid": AGENT_ID,
+                                                          "response_code": code, "button": {"replace_name": "x"}})
+    assert raised.value.errcode == 40058 and fake.card_updates() == []
 
 
 # ---------------------------------------------------------------- duplicate check and per-member limits

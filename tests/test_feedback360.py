@@ -86,7 +86,8 @@ def test_a_round_from_nomination_to_the_indicator_showing_only_aggregates(bot_en
     assert "刘洋 与被评价人同部门" in text(chat, "zhangwei")
     chat.send("zhangwei", "/360 raters 黄丽 吴昊 孙悦")
     assert "等待 李娜 确认" in text(chat, "zhangwei")
-    card = chat.expect("lina")[0]
+    text_form, card = chat.expect("lina", 2)  # the card's text form first: readable in WeChat too
+    assert text_form.msgtype == "text" and "回复 1 确认" in text_form.payload["content"]
     assert card.msgtype == "template_card" and "黄丽、吴昊、孙悦" in card.payload["sub_title_text"]
     chat.send("wangqiang", "/360 confirm 张伟")
     assert "只有 张伟 的主管" in text(chat, "wangqiang")
@@ -121,7 +122,7 @@ def test_a_round_from_nomination_to_the_indicator_showing_only_aggregates(bot_en
     # 杨帆 gives no names: the bot proposes the people he reported working with.
     chat.send("yangfan", "/360 raters")
     assert "黄丽、孙悦、吴昊（根据你近期的周报推荐）" in text(chat, "yangfan")
-    assert "根据周报推荐" in chat.expect("lina")[0].payload["main_title"]["desc"]
+    assert "根据周报推荐" in chat.expect("lina", 2)[1].payload["main_title"]["desc"]  # after its text form
 
     # While the round is open nobody sees a mean: only counts.
     chat.send("zhoumin", "/360 status")
@@ -289,6 +290,10 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "feedback360/nomination_card.txt.j2": ({"subject_name": "张伟", "raters": ["黄丽", "吴昊", "孙悦"],
                                             "proposed_by": "member"},
                                            ("张伟 的 360 评价人待确认\n张伟 提名，共 3 位\n评价人：黄丽、吴昊、孙悦",)),
+    "feedback360/nomination_text.txt.j2": ({"subject_name": "张伟", "raters": ["黄丽", "吴昊", "孙悦"],
+                                            "proposed_by": "bot"},
+                                           ("张伟 的 360 评价人待你确认（根据周报推荐，共 3 位）：\n黄丽、吴昊、孙悦",
+                                            "回复 1 确认（或发送 /360 confirm 张伟）")),
     "feedback360/nominated.txt.j2": ({"raters": ["黄丽", "吴昊", "孙悦"], "proposed_by": "bot", "reviewers": ["李娜"]},
                                      ("根据你近期的周报推荐", "等待 李娜 确认")),
     "feedback360/confirmed.txt.j2": ({"audience": "subject", "subject_name": "张伟", "raters": ["黄丽", "吴昊", "孙悦"],

@@ -228,6 +228,27 @@ def test_a_card_click_is_a_real_template_card_event_and_card_updates_show(api: A
         raise AssertionError(f"the card update never reached the transcript: {cards}")
 
 
+def test_approving_on_a_card_finishes_it_on_the_page(api: Api) -> None:
+    api.post("/sandbox/api/send", {"userid": "lina", "text": "/okr objective add 沙盒卡片测试目标"})
+    added = api.wait_for("lina", bot_text("沙盒卡片测试目标"))
+    objective = re.search(r"O(\d+)", added["payload"]["content"])
+    assert objective is not None
+    api.post("/sandbox/api/send", {"userid": "zhangwei", "text": f"/kr add O{objective.group(1)} 沙盒卡片测试 3场"})
+    card = api.wait_for("lina", lambda e: e["msgtype"] == "template_card" and "沙盒卡片测试" in str(e["payload"]))
+    approve = card["payload"]["button_list"][0]["key"]
+    assert api.post("/sandbox/api/click", {"userid": "lina", "task_id": card["task_id"],
+                                           "event_key": approve}).status_code == 200
+    deadline = time.monotonic() + 10
+    cursor, state = 0, {}
+    while time.monotonic() < deadline:  # the bot's update_template_card reaches the page as the card's state
+        answer = api.get("/sandbox/api/messages", userid="lina", after=cursor, wait=1).json()
+        state = answer["cards"].get("lina", {}).get(card["task_id"], state)
+        if state.get("replace_name"):
+            break
+        cursor = answer["cursor"]
+    assert state.get("replace_name") == "已批准 · 李娜", state
+
+
 @pytest.mark.parametrize(("path", "body", "status", "message"), [
     ("/sandbox/api/send", {"userid": "nobody", "text": "/help"}, 404, "通讯录中没有「nobody」这个人，请从左侧列表中选择。"),
     ("/sandbox/api/send", {"userid": "zhangwei", "text": "  "}, 400, "消息不能为空。"),

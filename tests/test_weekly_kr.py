@@ -19,7 +19,7 @@ def _approved_kr(env: BotEnv, owner: str, text: str) -> int:
     objective = re.search(r"O(\d+)", chat.expect_text("lina")).group(1)  # type: ignore[union-attr]
     chat.send(owner, f"/kr add O{objective} {text}")
     kr = int(re.search(r"KR(\d+)", chat.expect_text(owner)).group(1))  # type: ignore[union-attr]
-    chat.expect("lina")  # the approval card
+    chat.expect("lina", 2)  # the approval card, after its text form
     chat.send("lina", f"/kr approve {kr}")
     chat.expect("lina")
     chat.expect(owner)

@@ -122,7 +122,7 @@ def test_a_full_report_answered_question_by_question_and_submitted_with_the_card
 
     bot_env.advance(seconds=5)  # a second click on the same card (a different callback, not a retry)
     chat.click("zhangwei", "report:submit:2026-W48", task_id=card.task_id or "")
-    assert "无需重复提交" in chat.expect_text("zhangwei")
+    assert "已经处理过了：「已提交」（张伟" in chat.expect_text("zhangwei")  # the card is finished: no new card
     again = report_of(bot_env, "zhangwei")
     assert again is not None and again.submitted_at == first_submission and again.edited_at is None
 
@@ -244,9 +244,10 @@ def test_the_cards_edit_button_reopens_a_question_and_an_unknown_key_is_expired(
     assert "要修改哪一题" in chat.expect_text("chenjing")
     assert "当前内容：1. 组织了线下读书会沙龙" in say(chat, "chenjing", "本周关键动作")
     assert "不是有效的选项" not in say(chat, "chenjing", "好了")  # kept as it was: back to the summary
-    chat.expect("chenjing")  # the summary's card
+    [new_card] = chat.expect("chenjing")  # the summary's new card; the first one now shows 「修改中」
+    assert [u.button_replace_name for u in bot_env.fake.card_updates() if u.task_id == card.task_id] == ["修改中"]
     bot_env.advance(seconds=3)
-    chat.click("chenjing", "report:submit:2026-W99", task_id=card.task_id or "")
+    chat.click("chenjing", "report:submit:2026-W99", task_id=new_card.task_id or "")
     assert "按钮已失效" in chat.expect_text("chenjing")
     assert "没看懂「下下下周」" in say(chat, "chenjing", "/report 下下下周")
 
@@ -337,28 +338,28 @@ def test_the_escalation_lists_exactly_the_missing_members_and_digests_the_submit
 
     assert run_job(bot_env, "weekly_escalation", ESCALATION_AT).ran
     lina = chat.expect("lina")[0]
-    assert lina.msgtype == "markdown"
+    assert lina.msgtype == "text"  # [bot] text_fallback (the default): the markdown digest goes out as text
     text = lina.payload["content"]
-    assert "**未交**：陈静\n" in text and "**请假**：杨帆" in text
+    assert "未交：陈静\n" in text and "请假：杨帆" in text and "**" not in text and "<font" not in text
     assert "团队 4 人：已交 2 人" in text
-    assert "**张伟**" in text and "组织了线下读书会沙龙" in text and "场地预算不够" in text
-    assert "**刘洋**（迟交）" in text and "社群早报 5 期" in text
+    assert "\n张伟\n" in text and "组织了线下读书会沙龙" in text and "场地预算不够" in text
+    assert "刘洋（迟交）" in text and "社群早报 5 期" in text
     assert "赵磊" not in text  # another manager's member
     wangqiang = chat.expect_text("wangqiang")
-    assert "**未交**：黄丽、孙悦、吴昊、赵磊\n" in wangqiang and "全员已交" not in wangqiang
+    assert "未交：黄丽、孙悦、吴昊、赵磊\n" in wangqiang and "全员已交" not in wangqiang
     zhoumin = chat.expect_text("zhoumin")
     assert "李娜" in zhoumin and "王强" in zhoumin and "张伟" not in zhoumin  # direct reports only
     assert not run_job(bot_env, "weekly_escalation", ESCALATION_AT + timedelta(minutes=2)).ran
     bot_env.bot.sender.send_due()
-    assert {m.touser for m in bot_env.fake.delivered() if m.msgtype == "markdown"} == {"lina", "wangqiang",
-                                                                                           "zhoumin"}
+    assert sorted(m.touser for m in bot_env.fake.delivered() if "周报汇总" in (m.content or "")) == [
+        "lina", "wangqiang", "zhoumin"]
 
 
 def test_managers_see_their_team_and_only_their_team(bot_env: BotEnv) -> None:
     chat = bot_env.chat
     submit_by_paste(bot_env, "zhangwei")
     team = say(chat, "lina", "/reports")
-    assert "团队周报 · 第48周" in team and "张伟：已提交" in team and "陈静：<font color=\"warning\">未交" in team
+    assert "团队周报 · 第48周" in team and "张伟：已提交" in team and "陈静：未交" in team and "<font" not in team
     assert "赵磊" not in team
     member = say(chat, "lina", "/reports 张伟")
     assert "张伟的周报" in member and "场地预算不够" in member
@@ -462,7 +463,7 @@ TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                              ("已按标题识别出 2 个部分：本周关键动作、KR 进展", "还缺必答题：下周计划")),
     "weekly/pasted_preface.txt.j2": ({"recognised": ["本周关键动作", "结果与数据"]}, ("已按标题识别整份周报",)),
     "weekly/summary.txt.j2": ({"preface": "", "who": "张伟", "week": _W, "questions": _Q, "answers": _ANSWERS,
-                               "deadline": _DEADLINE, "past_deadline": True, "submitted": False},
+                               "deadline": _DEADLINE, "past_deadline": True, "submitted": False, "with_card": True},
                               ("【本周关键动作】\n组织读书会沙龙\n访谈 5 位用户", "【KR 进展】\n（未填写）", "迟交",
                                "回复 1 提交")),
     "weekly/card_text.txt.j2": ({"part": "desc", "who": "张伟", "week": _W, "submitted": False,
