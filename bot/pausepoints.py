@@ -1,7 +1,9 @@
 """Test-only pause points: a process told so by KPIBOT_TEST_PAUSE_AT stops for good at a named point, to be killed there.
 
 Crash tests start `kpibot serve` or `kpibot jobs run` with KPIBOT_TEST_PAUSE_AT set to a point's name, or to
-`name#N` for the N-th time a point of that name is reached (a name ending in `*` matches every point it begins).
+`name#N` for the N-th time a point of that name is reached (a name ending in `*` matches every point it begins);
+or to `file:PATH`, a file holding such a name that the test may write and empty while the process runs (so it
+can start processes before it knows which of them will hold the scheduler lease).
 On reaching it the process prints `KPIBOT_TEST_PAUSED <point>` on stdout and the thread that reached it waits
 forever (other threads go on, as in a process that is merely slow), until the test sends SIGKILL. Unset, as in
 production, `reached` only counts nothing and returns at once.
@@ -30,6 +32,12 @@ def _matches(pattern: str, point: str) -> bool:
 def reached(point: str) -> None:
     """Pause here for good if the test asked for this point (and this is the asked-for time it is reached)."""
     wanted = os.environ.get(PAUSE_VARIABLE)
+    if wanted and wanted.startswith("file:"):
+        try:
+            with open(wanted[len("file:"):], encoding="utf-8") as handle:
+                wanted = handle.read().strip()
+        except FileNotFoundError:
+            return
     if not wanted:
         return
     pattern, _, nth = wanted.partition("#")
