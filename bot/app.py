@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.callback import create_callback_blueprint
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, clock_from_environment
 from bot.config import Config
 from bot.db import make_engine, make_session_factory, transaction
 from bot.dispatcher import Dispatcher
@@ -31,7 +31,7 @@ class KpiBot:
         from handlers import ROUTERS
 
         self.config = config
-        self.clock = clock or SystemClock()
+        self.clock = clock or clock_from_environment()
         self.engine = engine or make_engine(config.database.url.reveal(), pool_size=config.server.threads + 8)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.client = WeComClient(config.wecom, self.sessions, self.clock)

@@ -185,8 +185,26 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     from bot.schedule import next_fire_times
     now = _moment(config, args.after, "--after") if args.after else SystemClock().now()
     rows = [(spec, fire.astimezone(config.schedule.zone) if fire else None) for spec, fire in next_fire_times(config, now)]
-    print(render("ops/jobs_list.txt.j2", rows=rows))
+    watched, unreadable = _watched_runs(config)
+    print(render("ops/jobs_list.txt.j2", rows=rows, watched=watched, unreadable=unreadable, zone=config.schedule.zone))
     return 0
+
+
+def _watched_runs(config: Config) -> tuple[list[Any], str | None]:
+    """Recent runs that are planned, running, stuck or were taken over; or why the database could not say."""
+    from bot.clock import clock_from_environment
+    from bot.cli import CliError
+    from bot.db import make_session_factory, transaction
+    from bot.schedule import watched_runs
+    engine = _engine(config)
+    try:
+        require_current_schema(engine)
+        with transaction(make_session_factory(engine)) as session:
+            return watched_runs(session, clock_from_environment().now()), None
+    except CliError as error:
+        return [], str(error)
+    finally:
+        engine.dispose()
 
 
 def cmd_jobs_run(args: argparse.Namespace) -> int:

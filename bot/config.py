@@ -89,6 +89,8 @@ class ScheduleConfig:
     timezone: str = "Asia/Shanghai"
     # A fire time missed while the bot was down is run at start-up if it is at most this old.
     catch_up_grace_hours: int = 12
+    # How often the scheduler looks for due, missed or abandoned runs and renews its lease (seconds).
+    tick_seconds: float = 15.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -423,6 +425,9 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     grace = sc.get("catch_up_grace_hours", int, default=12)
     if grace is not None and not 0 <= grace <= 24 * 7:
         sc.problem("catch_up_grace_hours", f"应在 0..168 小时之间 (got {grace})")
+    tick = sc.get("tick_seconds", float, default=15.0)
+    if tick is not None and not 0.05 <= tick <= 60:
+        sc.problem("tick_seconds", f"应在 0.05..60 秒之间 (got {tick})")
     sc.check_unknown()
 
     b = _table(merged, "bot", problems)
@@ -467,7 +472,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         database=DatabaseConfig(url=Secret(db_url)),
         server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body),
         org=OrgConfig(admins=tuple(admins), departments=tuple(departments), sync_at=sync_at),
-        schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace),
+        schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace, tick_seconds=tick),
         bot=BotConfig(locale=locale, conversation_timeout_minutes=timeout, inbox_workers=workers,
                       text_fallback=bool(text_fallback), wechat_users=wechat_users,
                       welcome_again_after_days=welcome_days or 90),

@@ -158,8 +158,14 @@ class JobRun(Base):
     scheduled_for: Mapped[datetime]
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    status: Mapped[str] = mapped_column(String(16), default="running")  # planned | running | done | failed
     detail: Mapped[str | None] = mapped_column(Text)
+    # When a planned run starts (fire time + jitter), written at the fire time so any process can start it.
+    due_at: Mapped[datetime | None]
+    # Who runs it and until when its claim holds (renewed by a heartbeat); past it, the run is taken over.
+    holder: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AuditEntry(Base):

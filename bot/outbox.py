@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot import pausepoints
 from bot.models import OutboxMessage
 from bot.sqlutil import insert_ignoring_duplicates
 
@@ -92,4 +93,6 @@ def enqueue(session: Session, key: str, message: Outgoing, now: datetime) -> int
         }
         for index, body in enumerate(bodies)
     ]
-    return insert_ignoring_duplicates(session, OutboxMessage.__table__, rows)
+    queued = insert_ignoring_duplicates(session, OutboxMessage.__table__, rows)
+    pausepoints.reached(f"outbox.enqueue:{key}")
+    return queued

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import outbox, plain_text
+from bot import outbox, pausepoints, plain_text
 from bot.appraisal import cached_scheme, department_parents, scheme_name_for
 from bot.config import Config
 from bot.db import transaction
@@ -694,6 +694,7 @@ class _Writer:
         for chunk in _chunks(list(items), CHUNK):
             with transaction(self.sessions) as session:
                 work(session, chunk)
+            pausepoints.reached(f"results.{stage}")
             done += len(chunk)
             if progress:
                 progress(stage, done, len(items))

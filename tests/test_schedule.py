@@ -147,7 +147,8 @@ def test_jobs_list_shows_each_jobs_next_effective_fire_time(tmp_path: Path, fake
     path = _write_config(tmp_path, fake_wecom)
     assert main(["--config", str(path), "jobs", "list", "--after", "2026-09-30T12:00"]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    table, _, runs = out.partition("\n\n")
+    lines = {line.split()[0]: line for line in table.splitlines()[1:] if line.strip()}
     assert set(lines) == {spec.id for spec in all_jobs()}
     assert "2026-09-30 16:05" in lines["weekly_prompt"]
     assert "2026-10-08 09:05" in lines["weekly_reminder"]

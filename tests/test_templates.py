@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -12,7 +12,7 @@ import pytest
 
 from bot.org import SyncReport
 from bot.routing import Person, Role
-from bot.schedule import JobResult
+from bot.schedule import JobResult, WatchedRun
 from bot.templates import TEMPLATE_ROOT, render, template_names
 
 ZHANG = Person("zhangwei", "张伟", Role.MEMBER, "lina", (3,))
@@ -45,8 +45,17 @@ CASES: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {
                           ("失败", "2026-11-27 16:05:00", "81013")),
     "ops/outbox_retry.txt.j2": ({"count": 2, "ids": [1, 2]}, ("重新排队 2 条",)),
     "ops/jobs_list.txt.j2": ({"rows": [(SimpleNamespace(id="org_sync", description="每晚同步通讯录"),
-                                        NOW.astimezone(ZoneInfo("Asia/Shanghai")))]},
-                             ("org_sync", "2026-11-27 16:05 CST", "每晚同步通讯录")),
+                                        NOW.astimezone(ZoneInfo("Asia/Shanghai")))],
+                              "watched": [WatchedRun("publish", "2026-11", "stuck", NOW, None, "web1:4242:9f3a", NOW, 0),
+                                          WatchedRun("weekly_prompt", "2026-W48", "done", NOW, NOW, "web2:77:1b2c",
+                                                     None, 1),
+                                          WatchedRun("org_sync", "2026-11-27", "planned", NOW,
+                                                     NOW + timedelta(seconds=143), None, None, 0)],
+                              "unreadable": None, "zone": ZoneInfo("Asia/Shanghai")},
+                             ("org_sync", "2026-11-27 16:05 CST", "每晚同步通讯录",
+                              "卡住：运行它的进程 web1:4242:9f3a 已失联（认领已于 2026-11-27 16:05:00 过期）",
+                              "weekly_prompt          2026-W48     计划于 2026-11-27 16:05：已完成，曾被接管 1 次",
+                              "已计划，16:07:23 开始")),
     "ops/jobs_run.txt.j2": ({"result": JobResult("org_sync", "2026-11-27", False, "already_ran")},
                             ("已经运行过", "--force")),
 }
