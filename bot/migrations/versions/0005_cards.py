@@ -14,7 +14,7 @@ import bot.models
 
 
 revision = '0005_cards'
-down_revision = '0004'
+down_revision = '0005_stats'
 branch_labels = None
 depends_on = None
 
