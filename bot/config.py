@@ -419,7 +419,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     if locale is not None:
         from bot.templates import TEMPLATE_ROOT
         if not (TEMPLATE_ROOT / locale).is_dir():
-            b.problem("locale", f"没有 {locale!r} 的消息模板")
+            b.problem("locale", f"没有 {locale!r} 的消息模板 ({TEMPLATE_ROOT / locale})")
     _positive(b, "conversation_timeout_minutes", timeout, 7 * 24 * 60)
     _positive(b, "inbox_workers", workers, 64)
     b.check_unknown()
