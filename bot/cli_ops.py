@@ -25,9 +25,12 @@ def _cli_error(message: str, exit_code: int = 2) -> Exception:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     try:
-        return load_config(args.config or default_config_path())
+        config = load_config(args.config or default_config_path())
     except ConfigError as error:
         raise _cli_error(f"配置无效: {error}") from None
+    from bot import workcalendar
+    workcalendar.use_calendar_file(config.calendar)  # every command's dates follow the admin's file
+    return config
 
 
 def _engine(config: Config) -> Any:

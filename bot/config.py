@@ -8,8 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from bot.calendar_file import CalendarFile
 
 REAL_API_BASE_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 ENV_OVERRIDES = {
@@ -89,6 +92,8 @@ class ScheduleConfig:
     timezone: str = "Asia/Shanghai"
     # A fire time missed while the bot was down is run at start-up if it is at most this old.
     catch_up_grace_hours: int = 12
+    # The admin's holiday file (docs/calendar.md), relative to the config file; optional.
+    calendar_file: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -234,6 +239,7 @@ class Config:
     wecom_stats: WeComStatsConfig = field(default_factory=WeComStatsConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)
     source: Path | None = None
+    calendar: CalendarFile | None = None  # what schedule.calendar_file says, when it exists
 
 
 @dataclass(frozen=True)
@@ -410,6 +416,8 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     grace = sc.get("catch_up_grace_hours", int, default=12)
     if grace is not None and not 0 <= grace <= 24 * 7:
         sc.problem("catch_up_grace_hours", f"应在 0..168 小时之间 (got {grace})")
+    calendar_file, calendar = _calendar_file(sc, sc.get("calendar_file", str, default=DEFAULT_CALENDAR_FILE) or
+                                             DEFAULT_CALENDAR_FILE, base_dir)
     sc.check_unknown()
 
     b = _table(merged, "bot", problems)
@@ -450,7 +458,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         database=DatabaseConfig(url=Secret(db_url)),
         server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body),
         org=OrgConfig(admins=tuple(admins), departments=tuple(departments), sync_at=sync_at),
-        schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace),
+        schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace, calendar_file=calendar_file),
         bot=BotConfig(locale=locale, conversation_timeout_minutes=timeout, inbox_workers=workers),
         sender=SenderConfig(per_member_per_minute=per_minute, per_member_per_hour=per_hour,
                             max_attempts=attempts, batch_size=batch),
@@ -460,6 +468,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         wecom_stats=wecom_stats,
         results=results,
         source=source,
+        calendar=calendar,
     )
 
 
@@ -659,6 +668,29 @@ def _results(r: _Reader) -> ResultsConfig:
                          jump_percent=jump or defaults.jump_percent,
                          pass_line=defaults.pass_line if pass_line is None else pass_line,
                          history_months=history or defaults.history_months)
+
+
+DEFAULT_CALENDAR_FILE = "calendar.toml"
+
+
+def _calendar_file(reader: _Reader, name: str, base_dir: Path | None) -> tuple[Path, CalendarFile | None]:
+    """The holiday file for years chinese-calendar lacks, relative to the config file. A missing file is no
+    data (the calendar_warning job and `kpibot calendar show` name where it is expected); its problems are
+    config problems."""
+    from bot.calendar_file import CalendarFileError, load_calendar_file
+
+    path = Path(name)
+    if not path.is_absolute():
+        if base_dir is None:  # a config built in code (tests): no file beside it
+            return path, None
+        path = (base_dir / path).resolve()
+    if not path.exists():
+        return path, None
+    try:
+        return path, load_calendar_file(path)
+    except CalendarFileError as error:
+        reader.problems.extend(error.problems)
+        return path, None
 
 
 def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:
