@@ -9,6 +9,7 @@ from flask import Flask, jsonify
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import workcalendar
 from bot.callback import create_callback_blueprint
 from bot.clock import Clock, clock_from_environment
 from bot.config import Config
@@ -31,6 +32,7 @@ class KpiBot:
         from handlers import ROUTERS
 
         self.config = config
+        workcalendar.use_calendar_file(config.calendar)  # every date rule follows the admin's file
         self.clock = clock or clock_from_environment()
         self.engine = engine or make_engine(config.database.url.reveal(), pool_size=config.server.threads + 8)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)

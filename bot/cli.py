@@ -5,11 +5,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bot import cli_data, cli_doctor, cli_ops, cli_results, cli_sandbox, cli_scoring
+from jinja2 import TemplateNotFound
+
+from bot import cli_calendar, cli_data, cli_doctor, cli_ops, cli_results, cli_sandbox, cli_scoring
 
 # Each module adds its subcommands with add_parsers(subparsers); each subcommand sets
 # `func(args) -> int` as its handler. Listed explicitly so a newcomer sees every command here.
-COMMAND_MODULES: list = [cli_ops, cli_scoring, cli_sandbox, cli_data, cli_results, cli_doctor]
+COMMAND_MODULES: list = [cli_ops, cli_scoring, cli_sandbox, cli_data, cli_results, cli_calendar, cli_doctor]
 
 
 class CliError(Exception):
@@ -43,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except TemplateNotFound as error:
+        # Its traceback would hide the real message; say what is missing and where it was looked for.
+        from bot.templates import TEMPLATE_ROOT
+        print(f"kpibot: message template {error.name} not found under {TEMPLATE_ROOT}: the installation is "
+              f"incomplete (reinstall kpibot)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,9 +14,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.config import Config, ConfigError, default_config_path, load_config
+from bot.shipped_files import EXAMPLE_CONFIG
 from bot.templates import render
-
-EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
 
 
 def _cli_error(message: str, exit_code: int = 2) -> Exception:
@@ -26,9 +25,12 @@ def _cli_error(message: str, exit_code: int = 2) -> Exception:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     try:
-        return load_config(args.config or default_config_path())
+        config = load_config(args.config or default_config_path())
     except ConfigError as error:
         raise _cli_error(f"配置无效: {error}") from None
+    from bot import workcalendar
+    workcalendar.use_calendar_file(config.calendar)  # every command's dates follow the admin's file
+    return config
 
 
 def _engine(config: Config) -> Any:
@@ -99,6 +101,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          agent_id=config.wecom.agent_id)
         demo_org.populate(fake)
         fake.start()
+        # Without a WeCom client to look at, the log is where a person sees what the bot sent.
+        fake.subscribe(lambda message: logging.getLogger("bot.fake_wecom").info(
+            "fake WeCom delivered %s to %s: %s", message.msgtype, message.touser,
+            (message.content or "")[:120].replace("\n", " ")))
         config = replace(config, wecom=replace(config.wecom, api_base_url=fake.base_url),
                          org=replace(config.org, admins=tuple(sorted(set(config.org.admins) | set(demo_org.DEMO_ADMINS)))))
     from bot.app import KpiBot

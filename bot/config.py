@@ -8,8 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from bot.calendar_file import CalendarFile
 
 REAL_API_BASE_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 ENV_OVERRIDES = {
@@ -91,6 +94,8 @@ class ScheduleConfig:
     catch_up_grace_hours: int = 12
     # How often the scheduler looks for due, missed or abandoned runs and renews its lease (seconds).
     tick_seconds: float = 15.0
+    # The admin's holiday file (docs/calendar.md), relative to the config file; optional.
+    calendar_file: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -249,6 +254,7 @@ class Config:
     wecom_stats: WeComStatsConfig = field(default_factory=WeComStatsConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)
     source: Path | None = None
+    calendar: CalendarFile | None = None  # what schedule.calendar_file says, when it exists
 
 
 @dataclass(frozen=True)
@@ -428,6 +434,8 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     tick = sc.get("tick_seconds", float, default=15.0)
     if tick is not None and not 0.05 <= tick <= 60:
         sc.problem("tick_seconds", f"应在 0.05..60 秒之间 (got {tick})")
+    calendar_file, calendar = _calendar_file(sc, sc.get("calendar_file", str, default=DEFAULT_CALENDAR_FILE) or
+                                             DEFAULT_CALENDAR_FILE, base_dir)
     sc.check_unknown()
 
     b = _table(merged, "bot", problems)
@@ -440,7 +448,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     if locale is not None:
         from bot.templates import TEMPLATE_ROOT
         if not (TEMPLATE_ROOT / locale).is_dir():
-            b.problem("locale", f"没有 {locale!r} 的消息模板")
+            b.problem("locale", f"没有 {locale!r} 的消息模板 ({TEMPLATE_ROOT / locale})")
     _positive(b, "conversation_timeout_minutes", timeout, 7 * 24 * 60)
     _positive(b, "inbox_workers", workers, 64)
     _positive(b, "welcome_again_after_days", welcome_days, 3650)
@@ -472,7 +480,8 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         database=DatabaseConfig(url=Secret(db_url)),
         server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body),
         org=OrgConfig(admins=tuple(admins), departments=tuple(departments), sync_at=sync_at),
-        schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace, tick_seconds=tick),
+        schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace, tick_seconds=tick,
+                                calendar_file=calendar_file),
         bot=BotConfig(locale=locale, conversation_timeout_minutes=timeout, inbox_workers=workers,
                       text_fallback=bool(text_fallback), wechat_users=wechat_users,
                       welcome_again_after_days=welcome_days or 90),
@@ -484,6 +493,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         wecom_stats=wecom_stats,
         results=results,
         source=source,
+        calendar=calendar,
     )
 
 
@@ -692,6 +702,29 @@ def _results(r: _Reader) -> ResultsConfig:
                          history_months=history or defaults.history_months, start_month=start_month or "",
                          nudge_workdays_before=defaults.nudge_workdays_before if nudge_before is None
                          else nudge_before, nudge_at=nudge_at)
+
+
+DEFAULT_CALENDAR_FILE = "calendar.toml"
+
+
+def _calendar_file(reader: _Reader, name: str, base_dir: Path | None) -> tuple[Path, CalendarFile | None]:
+    """The holiday file for years chinese-calendar lacks, relative to the config file. A missing file is no
+    data (the calendar_warning job and `kpibot calendar show` name where it is expected); its problems are
+    config problems."""
+    from bot.calendar_file import CalendarFileError, load_calendar_file
+
+    path = Path(name)
+    if not path.is_absolute():
+        if base_dir is None:  # a config built in code (tests): no file beside it
+            return path, None
+        path = (base_dir / path).resolve()
+    if not path.exists():
+        return path, None
+    try:
+        return path, load_calendar_file(path)
+    except CalendarFileError as error:
+        reader.problems.extend(error.problems)
+        return path, None
 
 
 def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:

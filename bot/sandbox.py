@@ -27,7 +27,8 @@ from bot.dispatcher import load_person
 from bot.fake_wecom import CardUpdate, DeliveredMessage, FakeWeCom
 from bot.models import Department, JobRun, Member, OutboxMessage
 from bot.routing import Role
-from bot.templates import render
+from bot.shipped_files import EXAMPLE_CONFIG
+from bot.templates import render, render_error
 from bot.wecom_callbacks import CallbackSender
 
 if TYPE_CHECKING:
@@ -56,9 +57,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 START_HOUR = 9
 
 # The demo values: config.example.toml works as it is with the built-in fake, so the sandbox uses it
-# (every section a flow adds appears there with a demo value). Without it (an installed wheel), the bare
+# (every section a flow adds appears there with a demo value; a wheel ships a copy). Without it, the bare
 # minimum below: the demo app's values, which only ever meet the built-in fake.
-EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
 SANDBOX_WECOM: dict[str, Any] = {
     "corp_id": "wwkpibotdemo00001",
     "agent_id": 1000002,
@@ -83,7 +83,8 @@ class SandboxStartError(Exception):
         self.params = params
 
     def message(self) -> str:
-        return render("sandbox/start_error.txt.j2", code=self.code, **self.params)
+        return render_error("sandbox/start_error.txt.j2", f"sandbox could not start ({self.code})", **self.params,
+                            code=self.code)
 
 
 # ---------------------------------------------------------------- the clock

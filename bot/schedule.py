@@ -24,7 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from bot import feedback360, nudges, okr, pausepoints, results, wecom_stats, workcalendar
+from bot import calendar_watch, feedback360, nudges, okr, pausepoints, results, wecom_stats, workcalendar
 from bot.config import Config
 from bot.db import transaction
 from bot.leases import release_lease, take_lease
@@ -213,6 +213,10 @@ def _sweep_conversations(ctx: JobContext) -> str:
 HOUSEKEEPING: list[JobSpec] = [
     JobSpec("conversation_sweep", "关闭超时的对话（保留草稿）", _sweep_trigger, _sweep_period, _sweep_conversations,
             catch_up_within=lambda _config: timedelta(minutes=SWEEP_EVERY_MINUTES)),
+    # A day of catch-up: every start-up inside a year without data (or just before one) checks it at once.
+    JobSpec("calendar_warning", "缺少今年或明年的节假日数据时提醒管理员（每年一次，提前 30 天）",
+            _daily_at(lambda _c: calendar_watch.WARN_AT), calendar_watch.missing_year_period,
+            calendar_watch.run_warning, catch_up_within=lambda _config: timedelta(days=1)),
 ]
 
 

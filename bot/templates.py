@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import jinja2
 
-TEMPLATE_ROOT = Path(__file__).resolve().parent.parent / "templates"
+from bot.shipped_files import TEMPLATES_DIR
+
+TEMPLATE_ROOT = TEMPLATES_DIR
 DEFAULT_LOCALE = "zh_CN"
 
 
@@ -33,3 +34,16 @@ def render(template: str, locale: str = DEFAULT_LOCALE, /, **variables: object) 
 
 def template_names(locale: str = DEFAULT_LOCALE) -> list[str]:
     return sorted(environment(locale).list_templates(filter_func=lambda n: n.endswith(".j2")))
+
+
+def render_error(template: str, fallback: str, locale: str = DEFAULT_LOCALE, /, **variables: object) -> str:
+    """An error message: the template when it renders, else one plain line built in code.
+
+    An error message must never depend on the thing that failed: when the templates themselves are missing
+    (an incomplete install) or broken, the fallback still names the cause and carries every variable."""
+    try:
+        return render(template, locale, **variables)
+    except Exception as error:  # noqa: BLE001 - any failure here would hide the error being reported
+        details = "; ".join(f"{name}={value}" for name, value in variables.items())
+        return f"{fallback}{': ' + details if details else ''} (message template {template} unavailable: " \
+               f"{type(error).__name__}: {error})"

@@ -1,14 +1,19 @@
-"""China's official working calendar (holidays, make-up workdays 调休) and the team dates derived from it (pure)."""
+"""China's official working calendar (holidays, make-up workdays 调休: chinese-calendar, or the admin's calendar
+file for the years it lists) and the team dates derived from it."""
 from __future__ import annotations
 
 import logging
 import re
 import threading
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from importlib import metadata
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from bot.calendar_file import CalendarFile, Festival
 from bot.config import SelfReviewConfig, WeeklyReportConfig
 
 log = logging.getLogger(__name__)
@@ -21,31 +26,124 @@ _WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 _warned_years: set[int] = set()
 _warn_lock = threading.Lock()
+# The admin's calendar file (config [schedule] calendar_file), installed by the composition root and the CLI.
+# One per process: every date rule below reads it without being handed the config.
+_calendar_file: CalendarFile | None = None
+
+
+class CalendarSource(StrEnum):
+    """Where a year's holidays come from."""
+
+    FILE = "file"  # the admin's calendar file lists the year (it overrides the library for it)
+    LIBRARY = "library"  # the installed chinese-calendar knows it
+    MISSING = "missing"  # neither: Monday to Friday, holidays missed
+
+
+def use_calendar_file(calendar: CalendarFile | None) -> None:
+    """Install the admin's calendar file for this process (None: the library alone)."""
+    global _calendar_file
+    _calendar_file = calendar
+
+
+def installed_calendar_file() -> CalendarFile | None:
+    return _calendar_file
+
+
+def library_version() -> str:
+    try:
+        return metadata.version("chinese-calendar")
+    except metadata.PackageNotFoundError:  # pragma: no cover - it is a dependency
+        return "?"
+
+
+@lru_cache(maxsize=1)
+def library_years() -> range:
+    """The years the installed chinese-calendar has the State Council's arrangement for."""
+    years = {day.year for day in chinese_calendar.holidays}
+    return range(min(years), max(years) + 1)
+
+
+def calendar_source(year: int) -> CalendarSource:
+    if _calendar_file is not None and _calendar_file.lists(year):
+        return CalendarSource.FILE
+    if year in library_years():
+        return CalendarSource.LIBRARY
+    return CalendarSource.MISSING
+
+
+def year_is_known(year: int) -> bool:
+    """Whether the year's holidays and make-up workdays are known (from the file or the library)."""
+    return calendar_source(year) is not CalendarSource.MISSING
+
+
+def known_years() -> dict[int, CalendarSource]:
+    """Every known year with its source, the file's years overriding the library's."""
+    years = {year: CalendarSource.LIBRARY for year in library_years()}
+    if _calendar_file is not None:
+        years.update({entry.year: CalendarSource.FILE for entry in _calendar_file.years})
+    return dict(sorted(years.items()))
+
+
+def festivals_of(year: int) -> tuple[Festival, ...]:
+    """The year's festivals with their days off and make-up workdays, from the file or the library; () if unknown."""
+    source = calendar_source(year)
+    if source is CalendarSource.FILE:
+        entry = _calendar_file.year(year) if _calendar_file is not None else None
+        return entry.festivals if entry is not None else ()
+    if source is CalendarSource.MISSING:
+        return ()
+    names: dict[str, tuple[list[date], list[date]]] = {}
+    for table, index in ((chinese_calendar.holidays, 0), (chinese_calendar.workdays, 1)):
+        for day, name in sorted(table.items()):
+            if day.year == year:
+                names.setdefault(_chinese_name(name), ([], []))[index].append(day)
+    festivals = [Festival(name, tuple(off), tuple(work)) for name, (off, work) in names.items()]
+    return tuple(sorted(festivals, key=lambda f: min(f.days_off or f.workdays)))
+
+
+def _chinese_name(name: str) -> str:
+    try:
+        return chinese_calendar.Holiday(name).chinese
+    except ValueError:  # pragma: no cover - a name the library added later
+        return name
 
 
 def is_workday(day: date) -> bool:
     """A working day in China: Monday to Friday unless a public holiday, plus make-up workdays (调休).
 
-    chinese_calendar only knows the years the State Council has published; outside them we fall back
-    to Monday-Friday and say so once per year in the log, because holidays will then be missed.
+    A year the admin's calendar file lists follows the file alone. chinese_calendar only knows the years
+    the State Council has published; outside them and the file we fall back to Monday-Friday and say so
+    once per year in the log (and the calendar_warning job tells the admins), because holidays are missed.
     """
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
+    if _calendar_file is not None:
+        kind = _calendar_file.day_kind(day)
+        if kind is not None:
+            return kind
+        if _calendar_file.lists(day.year):
+            return day.weekday() < 5
+    known = _library_workday(day)
+    if known is None:
         with _warn_lock:
             if day.year not in _warned_years:
                 _warned_years.add(day.year)
                 log.warning("chinese_calendar has no holiday data for %s: treating Monday-Friday as workdays "
                             "(upgrade chinese-calendar once the official calendar is published)", day.year)
         return day.weekday() < 5
+    return known
+
+
+@lru_cache(maxsize=8192)
+def _library_workday(day: date) -> bool | None:
+    """chinese_calendar's answer, None outside its years. Cached: each of its calls scans its whole table
+    for the first and last year, and fire-time searches ask about the same days thousands of times."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
 
 
 def has_calendar_data(year: int) -> bool:
-    try:
-        chinese_calendar.is_workday(date(year, 6, 1))
-    except NotImplementedError:
-        return False
-    return True
+    return year_is_known(year)
 
 
 # -- weeks ---------------------------------------------------------------------------------------------
