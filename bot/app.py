@@ -18,7 +18,7 @@ from bot.dispatcher import Dispatcher
 from bot.inbox import InboxProcessor
 from bot.models import InboxMessage, OutboxMessage
 from bot.org import SyncReport, sync_org
-from bot.sender import Sender
+from bot.sender import Sender, current_pause
 from bot.wecom_client import WeComClient
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,11 @@ class KpiBot:
                 pending_in = session.scalar(select(func.count()).where(InboxMessage.status == "pending"))
                 pending_out = session.scalar(select(func.count()).where(
                     OutboxMessage.status.in_(("pending", "sending"))))
+                pause = current_pause(session)
+            if pause is not None:  # the server is up but nothing reaches anyone: say so, and why
+                return jsonify(status="sending_paused", inbox_pending=pending_in, outbox_pending=pending_out,
+                               sending_paused={"reason": pause.reason, "since": pause.since.isoformat(),
+                                               "next_attempt_at": pause.next_attempt_at.isoformat()})
             return jsonify(status="ok", inbox_pending=pending_in, outbox_pending=pending_out)
 
         return app

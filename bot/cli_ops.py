@@ -167,8 +167,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             if args.status != "all":
                 query = query.where(OutboxMessage.status == args.status)
             rows = list(reversed(session.scalars(query).all()))
+            from bot.sender import current_pause
+            pause = current_pause(session)
         zone = config.schedule.zone
-        print(render("ops/outbox.txt.j2", rows=rows, status=args.status, zone=zone))
+        print(render("ops/outbox.txt.j2", rows=rows, status=args.status, zone=zone, pause=pause))
     finally:
         engine.dispose()
     return 0

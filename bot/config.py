@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from bot.calendar_file import CalendarFile
 
 REAL_API_BASE_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
+# WeCom's duplicate-check window is at most 4 h. Rows get windows between the configured shortest one and
+# that, one value per row of a member; 4 h hold at most 4 x 1,000 rows, so 4,001 values must remain.
+MAX_DUPLICATE_WINDOW = 14400
+MAX_SHORTEST_DUPLICATE_WINDOW = MAX_DUPLICATE_WINDOW - 4000
 ENV_OVERRIDES = {
     "KPIBOT_WECOM_SECRET": ("wecom", "secret"),
     "KPIBOT_WECOM_TOKEN": ("wecom", "token"),
@@ -60,7 +64,8 @@ class WeComConfig:
     encoding_aes_key: Secret
     api_base_url: str = REAL_API_BASE_URL
     request_timeout: float = 5.0
-    duplicate_check_interval: int = 300
+    # The shortest duplicate-check window (s); each outbox row gets its own window from here to WeCom's 4 h.
+    duplicate_check_interval: int = 3600
 
 
 @dataclass(frozen=True)
@@ -118,10 +123,20 @@ class BotConfig:
 
 @dataclass(frozen=True)
 class SenderConfig:
-    per_member_per_minute: int = 30
-    per_member_per_hour: int = 1000
+    # WeCom drops silently beyond 30 a minute and 1,000 an hour per member: keep a margin.
+    per_member_per_minute: int = 25
+    per_member_per_hour: int = 900
     max_attempts: int = 8
     batch_size: int = 200
+    # WeCom's ceilings for one API across the whole company are 10,000 a minute and 150,000 an hour.
+    company_calls_per_minute: int = 9000
+    company_calls_per_hour: int = 135000
+    # The app may send account_limit x 200 person-times a day; warn the admins at this share of it.
+    account_limit: int = 500
+    daily_warning_percent: int = 80
+    # After WeCom says the app is misconfigured, try again after this long, doubling up to the cap.
+    pause_retry_seconds: int = 60
+    pause_retry_max_seconds: int = 900
 
 
 @dataclass(frozen=True)
@@ -366,7 +381,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     aes_key = w.get("encoding_aes_key", str, required=True)
     api_base_url = w.get("api_base_url", str, default=REAL_API_BASE_URL)
     request_timeout = w.get("request_timeout", float, default=5.0)
-    dup_interval = w.get("duplicate_check_interval", int, default=300)
+    dup_interval = w.get("duplicate_check_interval", int, default=3600)
     if corp_id is not None and not corp_id.strip():
         w.problem("corp_id", "不能为空")
     _positive(w, "agent_id", agent_id)
@@ -381,8 +396,8 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         elif not api_base_url.endswith("/"):
             api_base_url += "/"
     _positive(w, "request_timeout", request_timeout, 60)
-    if dup_interval is not None and not 1 <= dup_interval <= 14400:
-        w.problem("duplicate_check_interval", f"应在 1..14400 秒之间 (got {dup_interval})")
+    if dup_interval is not None and not 60 <= dup_interval <= MAX_SHORTEST_DUPLICATE_WINDOW:
+        w.problem("duplicate_check_interval", f"应在 60..{MAX_SHORTEST_DUPLICATE_WINDOW} 秒之间 (got {dup_interval})")
     w.check_unknown()
 
     d = _table(merged, "database", problems)
@@ -455,14 +470,28 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     b.check_unknown()
 
     se = _table(merged, "sender", problems)
-    per_minute = se.get("per_member_per_minute", int, default=30)
-    per_hour = se.get("per_member_per_hour", int, default=1000)
+    per_minute = se.get("per_member_per_minute", int, default=25)
+    per_hour = se.get("per_member_per_hour", int, default=900)
     attempts = se.get("max_attempts", int, default=8)
     batch = se.get("batch_size", int, default=200)
+    company_minute = se.get("company_calls_per_minute", int, default=9000)
+    company_hour = se.get("company_calls_per_hour", int, default=135000)
+    account_limit = se.get("account_limit", int, default=500)
+    warning_percent = se.get("daily_warning_percent", int, default=80)
+    pause_retry = se.get("pause_retry_seconds", int, default=60)
+    pause_retry_max = se.get("pause_retry_max_seconds", int, default=900)
     _positive(se, "per_member_per_minute", per_minute, 30)
     _positive(se, "per_member_per_hour", per_hour, 1000)
     _positive(se, "max_attempts", attempts, 100)
     _positive(se, "batch_size", batch, 5000)
+    _positive(se, "company_calls_per_minute", company_minute, 10000)
+    _positive(se, "company_calls_per_hour", company_hour, 150000)
+    _positive(se, "account_limit", account_limit, 10_000_000)
+    _positive(se, "daily_warning_percent", warning_percent, 100)
+    _positive(se, "pause_retry_seconds", pause_retry, 3600)
+    _positive(se, "pause_retry_max_seconds", pause_retry_max, 24 * 3600)
+    if pause_retry and pause_retry_max and pause_retry_max < pause_retry:
+        se.problem("pause_retry_max_seconds", f"不能小于 pause_retry_seconds ({pause_retry})")
     se.check_unknown()
 
     weekly_report = _weekly_report(_table(merged, "weekly_report", problems))
@@ -486,7 +515,10 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
                       text_fallback=bool(text_fallback), wechat_users=wechat_users,
                       welcome_again_after_days=welcome_days or 90),
         sender=SenderConfig(per_member_per_minute=per_minute, per_member_per_hour=per_hour,
-                            max_attempts=attempts, batch_size=batch),
+                            max_attempts=attempts, batch_size=batch, company_calls_per_minute=company_minute,
+                            company_calls_per_hour=company_hour, account_limit=account_limit,
+                            daily_warning_percent=warning_percent, pause_retry_seconds=pause_retry,
+                            pause_retry_max_seconds=pause_retry_max),
         weekly_report=weekly_report,
         self_review=self_review,
         appraisal=appraisal,

@@ -10,8 +10,15 @@
 # * Per-member limit: a delivery is dropped when the member already had 30 deliveries in the last 60 s or
 #   1000 in the last 3600 s (sliding windows over the fake's clock, half-open: one exactly 60 s old no
 #   longer counts). Only deliveries count; suppressed duplicates and dropped messages do not.
-# * Duplicate check compares (touser, msgtype, canonical JSON of the content) with the member's last
-#   delivery of the same message; checks run dup first, then limits, per recipient.
+# * Duplicate check ("同样内容（请求json）的消息，不会重复收到"): per recipient, the whole request JSON except the
+#   recipient fields (touser/toparty/totag), compared canonically (keys sorted), so a field no one sees such as
+#   duplicate_check_interval counts too. A request with the check on is dropped (errcode 0, a msgid, nothing
+#   delivered) when an identical one reached that member less than its own duplicate_check_interval ago; every
+#   delivery is remembered, with the check on or off. Checks run dup first, then limits, per recipient.
+# * Company-wide ceilings per API (all paths but gettoken): 10,000 calls in any 60 s and 150,000 in any 3,600 s;
+#   past one, calls to that API answer 45009 for the window's length (60 s, 60 min). Refused calls do not count.
+# * set_trusted_ips(...) models 企业可信IP: calls from another address answer 60020 on every API but gettoken
+#   (gettoken still works, so a test call reveals it), naming the address seen as WeCom does ("from ip: …").
 # * Stats windows are whole Asia/Shanghai days, both ends inclusive: at most 30 days per call and nothing
 #   older than today − 180 days. Behaviour data may include today; group statistics must end by yesterday.
 #   Every window violation answers 600018. Several userids (or a partyid) answer their per-day sum;
@@ -29,7 +36,7 @@
 #   applies to button, vote and multiple-choice cards.
 # * message/send omits invaliduser/invalidparty/invalidtag when empty. Besides the five brief types it
 #   takes `file` and `image` referring to a media_id from media/upload (unknown → 40007).
-# * gettoken returns the current token (with its remaining lifetime) while it is valid, as WeCom does.
+# * gettoken returns the current token while it is valid and always says expires_in 7200, as WeCom does.
 # * Visibility (可见范围, set_visibility): department/list without id lists only the visible departments, with the id
 #   of an invisible one 60011; user/list and user/simplelist of an invisible department and user/get of an invisible
 #   member answer 60011; direct_leader and department_leader list only visible members. By default the app sees
@@ -39,8 +46,6 @@
 #   the strict answer makes the bot leave them out).
 # * Concurrency (limit_stats_concurrency): WeCom limits concurrent calls of one customer-contact API per company;
 #   a call arriving while `limit` calls of the same API are being answered gets 45033.
-# * block_ip(ip): every call but gettoken answers 60020 with "from ip: <ip>" in errmsg, as WeCom does when the
-#   server's address is not among the app's 企业可信IP.
 
 from __future__ import annotations
 
@@ -84,6 +89,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOKEN_LIFETIME = timedelta(seconds=7200)
 RESPONSE_CODE_LIFETIME = timedelta(hours=72)  # doc 94888, updated 2025-07; older copies said 24 h
 PER_MEMBER_LIMITS: tuple[tuple[timedelta, int], ...] = ((timedelta(seconds=60), 30), (timedelta(seconds=3600), 1000))
+API_LIMITS: tuple[tuple[timedelta, int], ...] = ((timedelta(seconds=60), 10_000), (timedelta(seconds=3600), 150_000))
+RECIPIENT_FIELDS = ("touser", "toparty", "totag")
 LONGEST_LIMIT_WINDOW = max(window for window, _ in PER_MEMBER_LIMITS)
 MAX_CONTENT_BYTES = 2048
 DEFAULT_DUPLICATE_CHECK_INTERVAL = 1800
@@ -271,6 +278,7 @@ class _Request:
     query: dict[str, str]
     raw_body: bytes
     content_type: str
+    client_ip: str = "127.0.0.1"
     body: dict[str, Any] | None = None
     body_is_json_object: bool = False
     upload: tuple[str, str, bytes] | None = None  # (field name, filename, content)
@@ -391,7 +399,6 @@ class FakeWeCom:
         self._stats_concurrency: int | None = None
         self._stats_hold = 0.0
         self._stats_in_flight: dict[str, int] = {}
-        self._blocked_ip: str | None = None
 
         # WeCom's memory
         self._tokens: dict[str, datetime] = {}
@@ -399,7 +406,11 @@ class FakeWeCom:
         self._task_ids: set[str] = set()
         self._task_cards: dict[str, tuple[str, frozenset[str]]] = {}  # task_id → (card_type, recipients)
         self._response_codes: dict[str, _ResponseCodeGrant] = {}
-        self._last_delivery_of: dict[tuple[str, str, str], datetime] = {}
+        self._last_delivery_of: dict[tuple[str, str], datetime] = {}
+        self._trusted_ips: frozenset[str] | None = None
+        self._api_limits = API_LIMITS
+        self._api_calls: dict[str, list[deque[datetime]]] = {}
+        self._api_blocked_until: dict[str, datetime] = {}
         self._recent_deliveries: dict[str, deque[datetime]] = {}
         self._faults: dict[str, deque[InjectedFault]] = {}
         self._media: dict[str, UploadedMedia] = {}
@@ -612,11 +623,6 @@ class FakeWeCom:
         with self._condition:
             self._stats_concurrency, self._stats_hold = limit, hold
 
-    def block_ip(self, ip: str | None = "203.0.113.7") -> None:
-        """Calls come from `ip`, which is not among the app's 企业可信IP: all but gettoken answer 60020. None unblocks."""
-        with self._condition:
-            self._blocked_ip = ip
-
     def issue_response_code(self, task_id: str) -> str:
         """A fresh ResponseCode for a card click, as WeCom puts in each template_card_event callback."""
         with self._condition:
@@ -633,6 +639,23 @@ class FakeWeCom:
             for token, expires_at in self._tokens.items():
                 self._tokens[token] = min(expires_at, now)
             self._current_token = None
+
+    def set_corp_secret(self, secret: str) -> None:
+        """Change the app's Secret, as an admin resetting it does; a bot holding the old one gets 40001."""
+        with self._condition:
+            self.corp_secret = secret
+
+    def set_trusted_ips(self, ips: Sequence[str] | None) -> None:
+        """企业可信IP: only these addresses may call (None: any). Others get 60020 on every API but gettoken."""
+        with self._condition:
+            self._trusted_ips = None if ips is None else frozenset(ips)
+
+    def set_api_limits(self, per_minute: int = 10_000, per_hour: int = 150_000) -> None:
+        """Lower the company-wide per-API ceilings, so a test can reach them in a few calls."""
+        with self._condition:
+            self._api_limits = ((timedelta(seconds=60), per_minute), (timedelta(seconds=3600), per_hour))
+            self._api_calls.clear()
+            self._api_blocked_until.clear()
 
     def inject(
         self,
@@ -818,6 +841,7 @@ class FakeWeCom:
             query={key: values[0] for key, values in parse_qs(url.query, keep_blank_values=True).items()},
             raw_body=raw_body,
             content_type=handler.headers.get("Content-Type", ""),
+            client_ip=str(handler.client_address[0]),
         )
         if request.content_type.startswith("multipart/form-data"):
             request.upload = _parse_upload(raw_body, request.content_type)
@@ -842,7 +866,8 @@ class FakeWeCom:
             if request.method != method:
                 raise _ApiError(43001 if method == "GET" else 43002, f"require {method} method")
             if request.path != "gettoken":
-                self._check_ip()
+                self._check_ip(request.client_ip)
+                self._check_api_limit(request.path, now)
                 self._check_token(request.query.get("access_token"), now)
             if method == "POST" and request.path != "media/upload" and not request.body_is_json_object:
                 raise _ApiError(47001, "data format error: body is not a JSON object")
@@ -854,10 +879,25 @@ class FakeWeCom:
             return _Answer(500, f"fake WeCom crashed:\n{traceback.format_exc()}".encode(), "text/plain")
         return _Answer.json({"errcode": 0, "errmsg": "ok", **result})
 
-    def _check_ip(self) -> None:
-        if self._blocked_ip is not None:
-            raise _ApiError(60020, f"not allow to access from your ip, hint: [{secrets.token_hex(8)}], from ip: "
-                                   f"{self._blocked_ip}, more info at https://open.work.weixin.qq.com/devtool/query?e=60020")
+    def _check_ip(self, client_ip: str) -> None:
+        if self._trusted_ips is not None and client_ip not in self._trusted_ips:
+            raise _ApiError(60020, f"not allow to access from your ip, hint: [{secrets.token_hex(8)}], "
+                                   f"from ip: {client_ip}, more info at "
+                                   "https://open.work.weixin.qq.com/devtool/query?e=60020")
+
+    def _check_api_limit(self, path: str, now: datetime) -> None:
+        blocked_until = self._api_blocked_until.get(path)
+        if blocked_until is not None and now < blocked_until:
+            raise _ApiError(45009, "api freq out of limit")
+        windows = self._api_calls.setdefault(path, [deque() for _ in self._api_limits])
+        for (window, limit), calls in zip(self._api_limits, windows):
+            while calls and now - calls[0] >= window:
+                calls.popleft()
+            if len(calls) >= limit:
+                self._api_blocked_until[path] = now + window
+                raise _ApiError(45009, "api freq out of limit")
+        for calls in windows:
+            calls.append(now)
 
     def _check_token(self, token: str | None, now: datetime) -> None:
         if not token:
@@ -880,8 +920,7 @@ class FakeWeCom:
             token = secrets.token_urlsafe(48)
             self._tokens[token] = now + TOKEN_LIFETIME
             self._current_token = token
-        remaining = int((self._tokens[token] - now).total_seconds())
-        return {"access_token": token, "expires_in": remaining}
+        return {"access_token": token, "expires_in": int(TOKEN_LIFETIME.total_seconds())}
 
     def _message_send(self, request: _Request, now: datetime, deliveries: list[DeliveredMessage]) -> dict[str, Any]:
         body = request.body or {}
@@ -909,10 +948,11 @@ class FakeWeCom:
             response_code = self._grant_response_code(str(task_id), now)
 
         msgid = f"fakemsgid{next(self._ids):010d}"
-        content_key = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+        request_key = json.dumps({k: v for k, v in body.items() if k not in RECIPIENT_FIELDS},
+                                 sort_keys=True, ensure_ascii=False)
         for userid in recipients:
             message = DeliveredMessage(userid, msgtype, payload, msgid, now, task_id, response_code)
-            dedupe_key = (userid, msgtype, content_key)
+            dedupe_key = (userid, request_key)
             last = self._last_delivery_of.get(dedupe_key)
             if check_interval is not None and last is not None and now - last < check_interval:
                 self._suppressed.append(message)

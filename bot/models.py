@@ -95,6 +95,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_status_id", "status", "id"),
         Index("ix_outbox_touser_sent", "touser", "sent_at"),
+        Index("ix_outbox_touser_id", "touser", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
@@ -111,6 +112,31 @@ class OutboxMessage(Base):
     wecom_msgid: Mapped[str | None] = mapped_column(String(128))
     response_code: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Which of the member's messages this is (0..n, wrapping), fixed at its first claim: it makes each
+    # row's request differ from every other row's, so WeCom's duplicate check only drops a resend.
+    dup_seq: Mapped[int | None] = mapped_column(Integer)
+
+
+class SendingPause(Base):
+    """Sending stopped because WeCom says the app is misconfigured; shared by every process."""
+
+    __tablename__ = "sending_pauses"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    retry_seconds: Mapped[int] = mapped_column(Integer)
+
+
+class ApiCallCount(Base):
+    """Calls to one WeCom API in one ten-second bucket, counted by every process, for the company-wide ceilings."""
+
+    __tablename__ = "api_call_counts"
+
+    api: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Conversation(Base):

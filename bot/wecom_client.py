@@ -5,7 +5,7 @@ import logging
 import threading
 import time as _time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -25,6 +25,21 @@ log = logging.getLogger(__name__)
 # Refresh a little before WeCom's 7200 s so a token never expires mid-request.
 TOKEN_SAFETY_MARGIN = timedelta(minutes=5)
 REFRESH_LEASE = "wecom-token-refresh"
+# gettoken answers that no retry can fix until an admin changes the app (wrong secret, wrong corpid, IP not
+# trusted, secret or corpid missing, app disabled). Repeating them gets the server's IP blocked for an hour.
+CONFIG_ERRORS = frozenset({40001, 40013, 40056, 41002, 41004, 48002, 50003, 60020, 301002})
+# A gettoken refused for one of those is not asked again for this long, by any process.
+REFUSAL_MEMORY = timedelta(seconds=50)
+
+
+def token_lifetime(expires_in: int | None) -> timedelta:
+    """How long to keep a token WeCom says lives `expires_in` seconds: a little less, never nothing.
+
+    The margin is at most half the lifetime, so a short-lived token is still used for a while instead of
+    being stored already expired (which once made the sender go out with no token at all)."""
+    seconds = 7200 if expires_in is None else max(int(expires_in), 0)
+    margin = min(TOKEN_SAFETY_MARGIN, timedelta(seconds=seconds // 2))
+    return timedelta(seconds=seconds) - margin
 
 
 class DatabaseTokenStore:
@@ -55,7 +70,10 @@ class DatabaseTokenStore:
             return row.value
 
     def set(self, key: str, value: str, ttl: int | None = None) -> None:
-        expires_at = self._clock.now() + timedelta(seconds=ttl or 7200) - TOKEN_SAFETY_MARGIN
+        self.set_until(key, value, self._clock.now() + token_lifetime(ttl))
+
+    def set_until(self, key: str, value: str, expires_at: datetime) -> None:
+        """Store a value until an exact moment (the memory of a refused gettoken)."""
         with transaction(self._sessions) as session:
             row = session.get(CachedToken, key)
             if row is None:
@@ -106,6 +124,10 @@ class WeComClient(WeChatClient):
         return f"{self.corp_id}:{self.agent_id}:access_token"
 
     @property
+    def refusal_key(self) -> str:
+        return f"{self.corp_id}:{self.agent_id}:gettoken_refused"
+
+    @property
     def access_token(self) -> str:
         token = self.token_store.get(self.access_token_key)
         if token:
@@ -114,7 +136,15 @@ class WeComClient(WeChatClient):
             token = self.token_store.get(self.access_token_key)
             if token:
                 return token
+            self._raise_recent_refusal()
             return self._refresh_across_processes()
+
+    def _raise_recent_refusal(self) -> None:
+        """Answer with gettoken's recent configuration refusal instead of asking WeCom again."""
+        refusal = self.token_store.get(self.refusal_key)
+        if refusal:
+            code, _, message = refusal.partition(" ")
+            raise WeChatClientException(int(code), message, client=self)
 
     def _refresh_across_processes(self) -> str:
         deadline = _time.monotonic() + 2 * self.timeout
@@ -124,8 +154,14 @@ class WeComClient(WeChatClient):
                     token = self.token_store.get(self.access_token_key)
                     if token:
                         return token
-                    self.fetch_access_token()
-                    return self.token_store.get(self.access_token_key)
+                    self._raise_recent_refusal()  # another process may have just been refused
+                    # The token itself, not a re-read of the store: a short-lived one may already be
+                    # past its keeping time there, and a missing token must never go out as "none".
+                    token = self.fetch_access_token().get("access_token")
+                    if not token:
+                        raise WeChatClientException(errcode=None, errmsg="gettoken answered no access_token",
+                                                    client=self)
+                    return str(token)
                 finally:
                     self._release_refresh_lease()
             # Another process is refreshing: its token lands in the shared table shortly.
@@ -155,8 +191,12 @@ class WeComClient(WeChatClient):
                                         request=error.request, response=error.response) from None
         result = response.json()
         if result.get("errcode", 0) != 0:
+            if result["errcode"] in CONFIG_ERRORS:
+                self.token_store.set_until(self.refusal_key, f"{result['errcode']} {result.get('errmsg', '')}",
+                                           self._clock.now() + REFUSAL_MEMORY)
             raise WeChatClientException(result["errcode"], result.get("errmsg", ""), client=self, response=response)
         self.token_store.set(self.access_token_key, result["access_token"], int(result.get("expires_in", 7200)))
+        self.token_store.delete(self.refusal_key)
         log.info("fetched a new WeCom access token")
         return result
 

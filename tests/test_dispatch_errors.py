@@ -58,7 +58,8 @@ def test_an_unexpected_error_gets_an_apology_and_the_next_message_still_works(en
 
 
 def test_a_permanent_wecom_error_is_marked_failed_with_its_reason_and_not_retried(bot_env: BotEnv) -> None:
-    bot_env.fake.inject("message/send", errcode=60020, errmsg="not allow to access from your ip", times=1)
+    # (a configuration error such as 60020 pauses sending instead: tests/test_outbox_sending.py)
+    bot_env.fake.inject("message/send", errcode=81013, errmsg="user & party & tag all invalid", times=1)
     bot_env.chat.send("liuyang", "/help")
     assert bot_env.bot.sender.wait_for_outcomes(1) == {"sent": 0, "retry": 0, "failed": 1}
     bot_env.advance(hours=1)
@@ -67,7 +68,7 @@ def test_a_permanent_wecom_error_is_marked_failed_with_its_reason_and_not_retrie
     with transaction(bot_env.bot.sessions) as session:
         row = session.scalars(select(OutboxMessage)).one()
     assert (row.status, row.attempts) == ("failed", 1)
-    assert row.last_error is not None and row.last_error.startswith("60020")
+    assert row.last_error is not None and row.last_error.startswith("81013")
 
 
 def test_markdown_and_template_cards_are_delivered_as_such(bot_env: BotEnv) -> None:

@@ -53,15 +53,15 @@ def test_a_wrong_secret_a_blocked_ip_and_an_invisible_department_are_three_lines
     assert line(lines, "企业微信凭证").startswith("✗ 企业微信凭证：Secret 不正确（40001）→ 在管理后台 → 应用管理")
     assert line(lines, "企业可信IP") == "✗ 企业可信IP：未能检查：先解决上面「企业微信凭证」一项"
 
-    fake.block_ip("203.0.113.9")
+    fake.set_trusted_ips(["203.0.113.9"])
     right = write_config_file(tmp_path, fake.base_url, "right.toml")
     assert main(["--config", str(right), "doctor"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert line(lines, "企业微信凭证").startswith("✓")
     assert line(lines, "企业可信IP") == ("✗ 企业可信IP：本机不在企业可信IP中（60020）→ 在管理后台 → 应用管理 → 本应用 → "
-                                         "企业可信IP 中添加 203.0.113.9（企业微信看到的本机地址），约 1 分钟后生效")
+                                         "企业可信IP 中添加 127.0.0.1（企业微信看到的本机地址），约 1 分钟后生效")
 
-    fake.block_ip(None)
+    fake.set_trusted_ips(None)
     fake.set_visibility(departments=(3,))
     narrow = write_config_file(tmp_path, fake.base_url, "narrow.toml", org={"departments": [4], "admins": ["lina"]})
     assert main(["--config", str(narrow), "doctor"]) == 1
@@ -70,13 +70,13 @@ def test_a_wrong_secret_a_blocked_ip_and_an_invisible_department_are_three_lines
     assert line(lines, "可见范围").startswith("✗ 可见范围：应用看不到部门 4（60011）→ 在管理后台 → 应用管理 → 本应用 → 可见范围 中添加")
 
     # All three at once: each is a ✗ line, and the exit code says so.
-    fake.block_ip("203.0.113.9")
+    fake.set_trusted_ips(["203.0.113.9"])
     assert main(["--config", str(wrong), "doctor"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert [text[:2] for text in (line(lines, "企业微信凭证"), line(lines, "企业可信IP"), line(lines, "可见范围"))] == ["✗ "] * 3
 
     # Fixed in WeCom's admin console: the same config passes.
-    fake.block_ip(None)
+    fake.set_trusted_ips(None)
     fake.set_visibility()
     code, lines = run_doctor(narrow)
     assert code == 0, lines

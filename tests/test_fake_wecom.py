@@ -128,7 +128,7 @@ def test_gettoken_issues_a_token_and_returns_it_again_while_valid(
     clock.advance(seconds=100)
     second = client.fetch_access_token()
     assert second["access_token"] == first["access_token"]
-    assert second["expires_in"] == 7100
+    assert second["expires_in"] == 7200  # WeCom says 7200 for the same token, not what is left of it
     assert [call.query["corpid"] for call in fake.calls("gettoken")] == [CORP_ID, CORP_ID]
 
 
@@ -369,6 +369,24 @@ def test_duplicate_check_suppresses_identical_message_within_interval(
     assert len(fake.suppressed()) == 1
 
 
+def test_duplicate_check_compares_the_whole_request_even_fields_no_one_sees(
+    client: LocalClient, fake: FakeWeCom, clock: FakeClock
+) -> None:
+    send_text(client, "alice", "已保存。", enable_duplicate_check=1, duplicate_check_interval=3600)
+    send_text(client, "alice", "已保存。", enable_duplicate_check=1, duplicate_check_interval=3601)
+    assert [m.content for m in fake.delivered("alice")] == ["已保存。", "已保存。"]
+    answer = send_text(client, "alice", "已保存。", enable_duplicate_check=1, duplicate_check_interval=3601)
+    assert answer["errcode"] == 0 and answer["msgid"]  # silently dropped: WeCom still answers ok
+    assert len(fake.delivered("alice")) == 2 and len(fake.suppressed()) == 1
+
+
+def test_a_message_sent_without_the_check_is_still_remembered_by_it(client: LocalClient, fake: FakeWeCom) -> None:
+    send_text(client, "alice", "same")
+    send_text(client, "alice", "same", enable_duplicate_check=1, duplicate_check_interval=60)
+    send_text(client, "alice", "same", enable_duplicate_check=0, duplicate_check_interval=60)
+    assert len(fake.delivered("alice")) == 3 and fake.suppressed() == []  # the JSON differs each time
+
+
 def test_without_duplicate_check_identical_messages_are_delivered(client: LocalClient, fake: FakeWeCom) -> None:
     send_text(client, "alice", "same")
     send_text(client, "alice", "same")
@@ -464,6 +482,48 @@ def test_injection_targets_only_its_path(client: LocalClient, fake: FakeWeCom) -
         client.user.get("alice")
     assert raised.value.errcode == 60020
     assert client.user.get("alice")["name"] == "Alice"
+
+
+def test_a_changed_secret_answers_40001_until_it_is_changed_back(fake: FakeWeCom) -> None:
+    bot = LocalClient(fake, secret=SECRET)
+    fake.set_corp_secret("reset-by-an-admin")
+    with pytest.raises(WeChatClientException) as refused:
+        bot.fetch_access_token()
+    assert refused.value.errcode == 40001
+    fake.set_corp_secret(SECRET)
+    assert bot.fetch_access_token()["errcode"] == 0
+
+
+def test_an_untrusted_ip_gets_60020_naming_it_on_every_api_but_gettoken(client: LocalClient, fake: FakeWeCom) -> None:
+    fake.set_trusted_ips(["203.0.113.7"])
+    assert client.fetch_access_token()["errcode"] == 0  # gettoken works, so a test call is needed to see it
+    with pytest.raises(WeChatClientException) as refused:
+        send_text(client, "alice", "hello")
+    assert refused.value.errcode == 60020
+    assert "from ip: 127.0.0.1" in refused.value.errmsg
+    assert fake.delivered() == []
+    fake.set_trusted_ips(["127.0.0.1"])
+    send_text(client, "alice", "hello")
+    assert len(fake.delivered("alice")) == 1
+
+
+def test_company_wide_ceilings_per_api_answer_45009_for_the_window(
+    client: LocalClient, fake: FakeWeCom, clock: FakeClock
+) -> None:
+    fake.set_api_limits(per_minute=3, per_hour=5)
+    for index in range(3):
+        send_text(client, "alice", f"m{index}")
+    with pytest.raises(APILimitedException):
+        send_text(client, "bob", "over the minute")
+    client.get("user/get", params={"userid": "alice"})  # another API has its own count
+    clock.advance(seconds=60)
+    send_text(client, "alice", "m3")
+    send_text(client, "alice", "m4")
+    with pytest.raises(APILimitedException):
+        send_text(client, "alice", "over the hour")
+    clock.advance(seconds=3600)
+    send_text(client, "alice", "m5")
+    assert [m.content for m in fake.delivered()] == ["m0", "m1", "m2", "m3", "m4", "m5"]
 
 
 def test_injection_can_fail_gettoken(fake: FakeWeCom) -> None:
@@ -593,16 +653,6 @@ def test_the_apps_visibility_limits_what_the_contacts_api_answers(client: LocalC
         assert raised.value.errcode == 60011
     fake.set_visibility()  # back to the whole company
     assert client.user.get("alice")["direct_leader"] == ["dora"]
-
-
-def test_a_blocked_ip_gets_60020_naming_the_address_except_on_gettoken(client: LocalClient, fake: FakeWeCom) -> None:
-    fake.block_ip("198.51.100.20")
-    assert client.fetch_access_token()["access_token"]
-    with pytest.raises(WeChatClientException) as raised:
-        client.user.get("alice")
-    assert raised.value.errcode == 60020 and "from ip: 198.51.100.20" in raised.value.errmsg
-    fake.block_ip(None)
-    assert client.user.get("alice")["userid"] == "alice"
 
 
 # ---------------------------------------------------------------- customer-contact statistics
