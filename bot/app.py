@@ -15,6 +15,7 @@ from bot.clock import Clock, clock_from_environment
 from bot.config import Config
 from bot.db import make_engine, make_session_factory, transaction
 from bot.dispatcher import Dispatcher
+from bot.edge import Rejections, create_edge_server
 from bot.inbox import InboxProcessor
 from bot.models import InboxMessage, OutboxMessage
 from bot.org import SyncReport, sync_org
@@ -42,6 +43,7 @@ class KpiBot:
         self.services: dict[str, Any] = {"dispatcher": self.dispatcher, "client": self.client, "bot": self}
         self.inbox = InboxProcessor(config, self.sessions, self.dispatcher, self.clock, self.services,
                                     after_commit=self.sender.wake)
+        self.rejections = Rejections(self.clock)
         self.flask = self._create_flask()
         self._http_server: Any = None
         self._http_thread: threading.Thread | None = None
@@ -50,7 +52,8 @@ class KpiBot:
     def _create_flask(self) -> Flask:
         app = Flask("kpibot")
         app.config["MAX_CONTENT_LENGTH"] = None  # the callback enforces its own limit with a clear 413
-        app.register_blueprint(create_callback_blueprint(self.config, self.sessions, self.clock, self.inbox.notify))
+        app.register_blueprint(create_callback_blueprint(self.config, self.sessions, self.clock, self.inbox.notify,
+                                                         self.rejections))
 
         @app.get("/healthz")
         def health() -> Any:
@@ -97,12 +100,10 @@ class KpiBot:
 
     # -- HTTP ----------------------------------------------------------------------------------------
     def start_http(self, host: str | None = None, port: int | None = None) -> int:
-        """Serve the callback with waitress in a background thread; returns the bound port."""
-        from waitress import create_server
-
-        self._http_server = create_server(self.flask, host=host or self.config.server.host,
-                                          port=self.config.server.port if port is None else port,
-                                          threads=self.config.server.threads, ident="kpibot")
+        """Serve the callback with waitress (bot/edge.py) in a background thread; returns the bound port."""
+        self._http_server = create_edge_server(self.flask, self.config.server, self.rejections,
+                                               host=host or self.config.server.host,
+                                               port=self.config.server.port if port is None else port)
         self._http_thread = threading.Thread(target=self._http_server.run, name="http", daemon=True)
         self._http_thread.start()
         return int(self._http_server.effective_port)

@@ -83,6 +83,11 @@ class ServerConfig:
     port: int = 8080
     threads: int = 8
     max_body_bytes: int = 65536
+    # The edge (bot/edge.py): one abusive client must not starve WeCom's callbacks.
+    connection_limit: int = 1000
+    channel_timeout: int = 30
+    request_timeout: int = 10
+    max_header_bytes: int = 16384
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,9 @@ class BotConfig:
     wechat_users: tuple[str, ...] = ()
     # The welcome goes out on a person's first enter_agent, and again after this long away.
     welcome_again_after_days: int = 90
+    # Dedupe keys (handled inbox rows) are kept this long, far beyond WeCom's retries (seconds);
+    # a signed callback older than this is refused, so pruning can never let a replay through.
+    dedupe_keep_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -420,6 +428,14 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         s.problem("port", f"超出范围 0..65535 (got {port})")
     _positive(s, "threads", threads, 256)
     _positive(s, "max_body_bytes", max_body, 10 * 1024 * 1024)
+    connection_limit = s.get("connection_limit", int, default=1000)
+    channel_timeout = s.get("channel_timeout", int, default=30)
+    request_timeout = s.get("request_timeout", int, default=10)
+    max_header = s.get("max_header_bytes", int, default=16384)
+    _positive(s, "connection_limit", connection_limit, 100_000)
+    _positive(s, "channel_timeout", channel_timeout, 3600)
+    _positive(s, "request_timeout", request_timeout, 3600)
+    _positive(s, "max_header_bytes", max_header, 1024 * 1024)
     s.check_unknown()
 
     o = _table(merged, "org", problems)
@@ -460,6 +476,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     text_fallback = b.get("text_fallback", bool, default=True)
     wechat_users = _string_list(b, "wechat_users", b.get("wechat_users", list, default=[]), "userid")
     welcome_days = b.get("welcome_again_after_days", int, default=90)
+    dedupe_keep_days = b.get("dedupe_keep_days", int, default=7)
     if locale is not None:
         from bot.templates import TEMPLATE_ROOT
         if not (TEMPLATE_ROOT / locale).is_dir():
@@ -467,6 +484,8 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     _positive(b, "conversation_timeout_minutes", timeout, 7 * 24 * 60)
     _positive(b, "inbox_workers", workers, 64)
     _positive(b, "welcome_again_after_days", welcome_days, 3650)
+    if dedupe_keep_days is not None and not 7 <= dedupe_keep_days <= 3650:
+        b.problem("dedupe_keep_days", f"应在 7..3650 天之间 (got {dedupe_keep_days})")
     b.check_unknown()
 
     se = _table(merged, "sender", problems)
@@ -507,13 +526,15 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
                           encoding_aes_key=Secret(aes_key), api_base_url=api_base_url,
                           request_timeout=request_timeout, duplicate_check_interval=dup_interval),
         database=DatabaseConfig(url=Secret(db_url)),
-        server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body),
+        server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body,
+                            connection_limit=connection_limit, channel_timeout=channel_timeout,
+                            request_timeout=request_timeout, max_header_bytes=max_header),
         org=OrgConfig(admins=tuple(admins), departments=tuple(departments), sync_at=sync_at),
         schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace, tick_seconds=tick,
                                 calendar_file=calendar_file),
         bot=BotConfig(locale=locale, conversation_timeout_minutes=timeout, inbox_workers=workers,
                       text_fallback=bool(text_fallback), wechat_users=wechat_users,
-                      welcome_again_after_days=welcome_days or 90),
+                      welcome_again_after_days=welcome_days or 90, dedupe_keep_days=dedupe_keep_days),
         sender=SenderConfig(per_member_per_minute=per_minute, per_member_per_hour=per_hour,
                             max_attempts=attempts, batch_size=batch, company_calls_per_minute=company_minute,
                             company_calls_per_hour=company_hour, account_limit=account_limit,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import jinja2
 
@@ -20,9 +21,44 @@ def environment(locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         autoescape=False,
+        finalize=_finalize,
     )
     env.filters["money"] = lambda value: f"{value:,}"
     return env
+
+
+class MarkdownSafe(str):
+    """Markdown our own code built on purpose: a markdown template prints it as it is."""
+
+
+# WeCom markdown (doc 90236) knows headings, bold, links, inline code, quotes and <font> (no `_`
+# italics, so identifiers such as content_output stay as they are); WeCom
+# documents no escape character, so the characters that open markup become their full-width twins:
+# the person still reads what was written, and no client can render it as markup.
+_MARKDOWN_NEUTRAL = str.maketrans({
+    "<": "＜", ">": "＞", "[": "［", "]": "］", "*": "＊", "`": "｀",
+    "#": "＃", "~": "～", "&": "＆", "\\": "＼", "\r": " ", "\n": " ",
+})
+
+
+def markdown_text(value: object) -> str:
+    """`value` as plain text inside WeCom markdown: no character of it can open or close markup."""
+    return str(value).translate(_MARKDOWN_NEUTRAL)
+
+
+def is_markdown_template(name: str | None) -> bool:
+    """`*.md.j2` templates go out as WeCom markdown (bot/routing.py picks the msgtype the same way)."""
+    return name is not None and ".md." in name
+
+
+@jinja2.pass_context
+def _finalize(context: jinja2.runtime.Context, value: Any) -> Any:
+    # Every {{ expression }} of a markdown template is a value from the data, never markup: only the
+    # template's own literal text (and MarkdownSafe values) may carry markup. Macros imported from
+    # shared files run in their own context, so their output is escaped once where it is printed.
+    if is_markdown_template(context.name) and not isinstance(value, MarkdownSafe):
+        return markdown_text(value)
+    return value
 
 
 def render(template: str, locale: str = DEFAULT_LOCALE, /, **variables: object) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,14 @@ class Update:
         return dict(self.raw)
 
 
+# WeCom's messages carry no DTD; refusing one keeps entity tricks away from the parser (as bot.wecom_crypto does).
+_DOCTYPE_OR_ENTITY = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
 def parse_update(xml: bytes | str) -> Update:
+    text = xml.decode("utf-8", "replace") if isinstance(xml, bytes) else xml
+    if _DOCTYPE_OR_ENTITY.search(text):
+        raise MalformedUpdate("message carries a DTD")
     try:
         document = xmltodict.parse(xml, force_list=_LIST_TAGS)
     except Exception as error:  # noqa: BLE001 - expat raises several unrelated types

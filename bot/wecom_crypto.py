@@ -132,6 +132,10 @@ class CallbackCrypto:
             ciphertext = base64.b64decode(encrypted_b64, validate=True)
         except (binascii.Error, ValueError) as error:
             raise Base64DecodeError(f"Encrypt is not valid base64: {error}") from error
+        # b64decode still takes a surplus "=" after a full quantum and non-zero unused bits in the last
+        # character; only the one canonical spelling of these bytes is WeCom's.
+        if base64.b64encode(ciphertext).decode("ascii") != encrypted_b64:
+            raise Base64DecodeError("Encrypt is not canonical base64 (padding or trailing bits)")
         if not ciphertext or len(ciphertext) % 16:
             raise DecryptionError(f"ciphertext length {len(ciphertext)} is not a positive multiple of 16")
         decryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._iv)).decryptor()

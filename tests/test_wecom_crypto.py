@@ -371,3 +371,42 @@ def test_errors_share_the_base_class_and_carry_codes() -> None:
         error = error_type("why")
         assert error.code == code
         assert str(code) in str(error)
+
+
+# ---------------------------------------------------------------- exact base64 (wechatpy accepts these)
+
+
+def test_surplus_padding_rejected_though_wechatpy_accepts_it(
+    crypto: CallbackCrypto, wechatpy_crypto: WeChatCrypto
+) -> None:
+    message = "<xml>" + "p" * 30 + "</xml>"  # frames to 96 bytes, a multiple of 3: base64 without "="
+    encrypted = crypto.encrypt(message)
+    assert not encrypted.endswith("=")
+    surplus = encrypted + "="
+    signature = crypto.signature("1", "2", surplus)
+    body = crypto.envelope_body(surplus, 1)
+    assert wechatpy_crypto.decrypt_message(body, signature, "1", "2") == message
+    with pytest.raises(Base64DecodeError):
+        crypto.decrypt_envelope(body, signature, "1", "2")
+
+
+def test_non_canonical_trailing_bits_rejected(crypto: CallbackCrypto) -> None:
+    encrypted = VERIFY_ECHOSTR  # ends "A==": the last character's low 4 bits are unused
+    assert encrypted.endswith("A==")
+    twin = encrypted[:-3] + "B=="  # decodes to the same bytes
+    assert base64.b64decode(twin) == base64.b64decode(encrypted)
+    with pytest.raises(Base64DecodeError):
+        crypto.decrypt(twin)
+
+
+def test_inconsistent_padding_that_wechatpy_accepts_is_rejected(
+    crypto: CallbackCrypto, wechatpy_crypto: WeChatCrypto
+) -> None:
+    framed = b"R" * 16 + struct.pack(">I", 2) + b"hi" + CORP_ID.encode()
+    pad = 64 - len(framed)
+    encrypted = raw_aes_encrypt(framed + bytes([7]) + bytes([pad]) * (pad - 1))
+    signature = crypto.signature("1", "2", encrypted)
+    body = crypto.envelope_body(encrypted, 1)
+    wechatpy_crypto.decrypt_message(body, signature, "1", "2")  # wechatpy reads only the last byte
+    with pytest.raises(IllegalBufferError):
+        crypto.decrypt_envelope(body, signature, "1", "2")
