@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 
 from bot.data_entry import record
 from bot.db import transaction
-from bot.models import AuditEntry, DataEntry, Idp, PeriodResult
+from bot.models import AuditEntry, DataEntry, Idp, PeriodResult, WeComBehaviorDay
 from bot.nudges import nudge_day, nudge_period_of
+from bot.numbers import NumberError, wecom_count, wecom_decimal
+from bot.wecom_stats import _day_start, _MemberPull, _store_behavior
 from bot.templates import render
 from scoring import WAIVED, Period
 from tests.harness import SHANGHAI, BotEnv
@@ -255,3 +257,22 @@ def test_every_number_refusal_has_its_sentence(code: str, text: str) -> None:
     # scoring/_number.txt.j2 is the one place these sentences live; chat and imports both use it.
     rendered = render("scoring/error.txt.j2", code=code, p={"text": "1e999"})
     assert text in rendered or code == "number.invalid"
+
+
+# -- numbers from WeCom's statistics --------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [-1, 1.5, "1e30", float("nan"), float("inf"), "9" * 38, True])
+def test_a_count_from_wecom_that_no_day_can_have_is_refused(value: object) -> None:
+    with pytest.raises(NumberError):
+        wecom_count(value)
+
+
+def test_a_statistics_day_with_an_impossible_figure_is_not_stored(env: BotEnv) -> None:
+    assert (wecom_count(None), wecom_count("12"), wecom_decimal("87.456", high=Decimal(100))) == (0, 12, Decimal("87.46"))
+    first, second = datetime(2026, 11, 20).date(), datetime(2026, 11, 21).date()
+    pull = _MemberPull("zhangwei", days=[
+        {"stat_time": _day_start(first), "chat_cnt": 3, "message_cnt": 10, "reply_percentage": 90},
+        {"stat_time": _day_start(second), "chat_cnt": 3, "message_cnt": "1e30", "reply_percentage": 150}])
+    with transaction(env.bot.sessions) as session:
+        assert _store_behavior(session, [pull], first, second, env.clock.now()) == 1
+        days = [row.day for row in session.scalars(select(WeComBehaviorDay))]
+    assert days == [first]
