@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 
 from bot.data_entry import record
 from bot.db import transaction
-from bot.models import AuditEntry, DataEntry, Idp, PeriodResult, WeComBehaviorDay
+from bot.models import AuditEntry, DataEntry, Idp, Leave, PeriodResult, WeComBehaviorDay
 from bot.nudges import nudge_day, nudge_period_of
+from bot.results import months_label
 from bot.numbers import NumberError, wecom_count, wecom_decimal
 from bot.wecom_stats import _day_start, _MemberPull, _store_behavior
 from bot.templates import render
@@ -124,6 +125,7 @@ def test_waivers_not_appraised_members_and_provisional_results(env: BotEnv, tmp_
 
     draft = next(text for text in contents(env, "lina") if text.startswith("**2026年11月结果草稿"))
     assert "杨帆：本期不参与考核" in draft
+    assert "杨帆 2026-11 本期不参与考核（没有需要考核的指标），没有总分可以校准" in ask(env, "lina", "/calibrate 杨帆 90 请假")
     code, out, err = cli(capsys, config, "results", "export", "--period", "2026-11")
     assert code == 0, err
     rows = {row["userid"]: row for row in csv.DictReader(io.StringIO(out))}
@@ -276,3 +278,15 @@ def test_a_statistics_day_with_an_impossible_figure_is_not_stored(env: BotEnv) -
         assert _store_behavior(session, [pull], first, second, env.clock.now()) == 1
         days = [row.day for row in session.scalars(select(WeComBehaviorDay))]
     assert days == [first]
+
+
+def test_a_member_on_leave_for_the_whole_month_is_not_appraised_and_a_quarter_skips_that_month(env: BotEnv) -> None:
+    seed(env, "2026-11", tuple(u for u in EVERYONE if u != "zhaolei"))
+    assert "已登记请假" in say(env, "zhaolei", "/leave 11-27 11-30")
+    with transaction(env.bot.sessions) as session:  # and the rest of November, registered earlier
+        session.add(Leave(userid="zhaolei", start_date=datetime(2026, 11, 1).date(),
+                          end_date=datetime(2026, 11, 26).date(), created_at=env.clock.now(), cancelled_at=None))
+    assert run_job(env, "month_close", CLOSE_AT).ran
+    draft = next(text for text in contents(env, "wangqiang") if text.startswith("**2026年11月结果草稿"))
+    assert "赵磊：本期不参与考核" in draft and "数据不全" not in draft.split("赵磊")[1].split("\n")[0]
+    assert months_label(["2026-10", "2026-12"]) == "10、12" and months_label(["2026-07", "2026-08"]) == "7-8"
