@@ -24,11 +24,11 @@ from bot import outbox, pausepoints, plain_text
 from bot.appraisal import cached_scheme, department_parents, scheme_name_for
 from bot.config import Config
 from bot.db import transaction
-from bot.models import (AuditEntry, DataEntry, Department, Idp, IdpItem, PeriodResult, ResultCalibration, ResultPeriod,
-                        SelfReview)
+from bot.models import (AuditEntry, DataEntry, Department, Idp, IdpItem, Leave, PeriodResult, ResultCalibration,
+                        ResultPeriod, SelfReview)
 from bot.permissions import Org
 from bot.templates import render
-from bot.workcalendar import at_local, month_days, nth_workday_of_month
+from bot.workcalendar import at_local, month_days, nth_workday_of_month, workdays_of_month
 from scoring import (
     WAIVED,
     Calibration,
@@ -309,36 +309,61 @@ def _gather(session: Session, config: Config, period: Period, roster: Roster, us
 
 def appraised_months(session: Session, config: Config, period: Period, userids: Sequence[str]
                      ) -> dict[str, frozenset[str]]:
-    """For a quarter or year: the months each member was appraised in, from the company's start month (config) or
-    the member's first month (the first with a value entered or a result closed), whichever is later, to the
-    period's end. Members with neither are left out (the whole period counts); a month is never limited."""
-    if period.kind is PeriodKind.MONTH:
-        return {}
+    """The months each member was appraised in, for members appraised in fewer than all of the period's: from the
+    company's start month (config) or the member's first month (the first with a value entered or a result
+    closed), whichever is later, to the period's end; less any month the member was on leave for every workday
+    of (a month wholly on leave leaves nothing to score: not appraised). Members appraised throughout are left
+    out."""
+    months = [str(month) for month in period.months()]
     start = config.results.start_month
     first: dict[str, str] = {}
-    for chunk in _chunks(list(userids), READ_CHUNK):
-        for model in (PeriodResult, DataEntry):
-            for userid, text in session.execute(
-                    select(model.userid, func.min(model.period)).where(
-                        model.userid.in_(list(chunk)), model.period.like("____-__"),
-                        model.period.not_like("%Q%")).group_by(model.userid)):
-                if text and (userid not in first or text < first[userid]):
-                    first[userid] = text
-    months = [str(month) for month in period.months()]
+    if period.kind is not PeriodKind.MONTH:
+        for chunk in _chunks(list(userids), READ_CHUNK):
+            for model in (PeriodResult, DataEntry):
+                for userid, text in session.execute(
+                        select(model.userid, func.min(model.period)).where(
+                            model.userid.in_(list(chunk)), model.period.like("____-__"),
+                            model.period.not_like("%Q%")).group_by(model.userid)):
+                    if text and (userid not in first or text < first[userid]):
+                        first[userid] = text
+    away = _months_on_leave(session, period, userids)
     found: dict[str, frozenset[str]] = {}
     for userid in userids:
-        since = max(start, first.get(userid, ""))
-        if since and since > months[0]:
-            found[userid] = frozenset(month for month in months if month >= since)
+        since = max(start, first.get(userid, "")) if period.kind is not PeriodKind.MONTH else ""
+        kept = [month for month in months if month >= since and month not in away.get(userid, ())]
+        if len(kept) < len(months):
+            found[userid] = frozenset(kept)
+    return found
+
+
+def _months_on_leave(session: Session, period: Period, userids: Sequence[str]) -> dict[str, set[str]]:
+    """Per member, the months of `period` whose every workday lies inside one of their (uncancelled) leaves."""
+    months = period.months()
+    first_day = month_days(months[0].year, months[0].index)[0]
+    last_day = month_days(months[-1].year, months[-1].index)[-1]
+    leaves: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    for chunk in _chunks(list(userids), READ_CHUNK):
+        for userid, start, end in session.execute(select(Leave.userid, Leave.start_date, Leave.end_date).where(
+                Leave.userid.in_(list(chunk)), Leave.cancelled_at.is_(None), Leave.start_date <= last_day,
+                Leave.end_date >= first_day)):
+            leaves[userid].append((start, end))
+    found: dict[str, set[str]] = {}
+    for userid, spans in leaves.items():
+        for month in months:
+            workdays = workdays_of_month(month.year, month.index)
+            if workdays and all(any(start <= day <= end for start, end in spans) for day in workdays):
+                found.setdefault(userid, set()).add(str(month))
     return found
 
 
 def months_label(months: Sequence[str]) -> str:
-    """"7-12 月" for the months a partial quarter or year covers ("" when it covers them all)."""
+    """"7-12" for the months a partial quarter or year covers, "10、12" when they are not contiguous ("" for all)."""
     if not months:
         return ""
-    first, last = int(months[0][5:]), int(months[-1][5:])
-    return f"{first}-{last}" if first != last else str(first)
+    numbers = [int(month[5:]) for month in months]
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else str(numbers[0])
+    return "、".join(str(number) for number in numbers)
 
 
 def gather_member_data(session: Session, config: Config, period: Period | str,
@@ -1207,6 +1232,8 @@ def calibrate(session: Session, config: Config, roster: Roster, *, userid: str, 
             names = {**{m.key: m.name for m in scheme.metrics}, **{i.key: i.name for i in scheme.indicators}}
             raise ResultsError("calibrate.incomplete", name=roster.org.name(userid),
                                missing=[_missing_label(label, names) for label in result.missing])
+        if problem.code == "calibration.not_appraised":
+            raise ResultsError("calibrate.not_appraised", name=roster.org.name(userid), period=text)
         if problem.code == "calibration.total_out_of_range":
             raise ResultsError("calibrate.out_of_range", total=str(rounded), high=number_text(scheme.max_score))
     earlier = latest_calibrations(session, text, [userid]).get(userid)

@@ -33,6 +33,9 @@ def check_calibrations(scheme: Scheme, results: PeriodResults, calibrations: Ite
         elif not result.complete:
             # A provisional total is not published, so there is nothing to calibrate yet.
             problems.append(error("calibration.incomplete_result", path, member=calibration.member))
+        elif not result.appraised:
+            # Not appraised this period: there is no total to adjust.
+            problems.append(error("calibration.not_appraised", path, member=calibration.member))
         if calibration.member in seen:
             problems.append(error("calibration.duplicate_member", path, member=calibration.member))
         seen.add(calibration.member)

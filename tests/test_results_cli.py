@@ -353,7 +353,8 @@ def test_every_results_error_and_view_error_has_its_sentence() -> None:
                          ("period.not_over", {"period": "2026-12"}),
                          ("calibrate.not_closed", {"period": "2026-11", "close_at": NOW}),
                          ("calibrate.published", {"period": "2026-11"}), ("calibrate.reason_missing", {}),
-                         ("calibrate.out_of_range", {"total": "130", "high": "120"})):
+                         ("calibrate.out_of_range", {"total": "130", "high": "120"}),
+                         ("calibrate.not_appraised", {"name": "杨帆", "period": "2026-11"})):
         assert code not in render("results/error.txt.j2", code=code, p=params)
     for code in ("none_published", "not_published", "held_back", "period_invalid"):
         text = render("results/view_error.txt.j2", code=code, name="张伟", text="x", manager=True, period="2026-11",

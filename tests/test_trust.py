@@ -16,8 +16,11 @@ from sqlalchemy import func, select
 
 from bot.data_entry import record
 from bot.db import transaction
-from bot.models import AuditEntry, DataEntry, Idp, PeriodResult
+from bot.models import AuditEntry, DataEntry, Idp, Leave, PeriodResult, WeComBehaviorDay
 from bot.nudges import nudge_day, nudge_period_of
+from bot.results import months_label
+from bot.numbers import NumberError, wecom_count, wecom_decimal
+from bot.wecom_stats import _day_start, _MemberPull, _store_behavior
 from bot.templates import render
 from scoring import WAIVED, Period
 from tests.harness import SHANGHAI, BotEnv
@@ -122,6 +125,7 @@ def test_waivers_not_appraised_members_and_provisional_results(env: BotEnv, tmp_
 
     draft = next(text for text in contents(env, "lina") if text.startswith("**2026年11月结果草稿"))
     assert "杨帆：本期不参与考核" in draft
+    assert "杨帆 2026-11 本期不参与考核（没有需要考核的指标），没有总分可以校准" in ask(env, "lina", "/calibrate 杨帆 90 请假")
     code, out, err = cli(capsys, config, "results", "export", "--period", "2026-11")
     assert code == 0, err
     rows = {row["userid"]: row for row in csv.DictReader(io.StringIO(out))}
@@ -255,3 +259,34 @@ def test_every_number_refusal_has_its_sentence(code: str, text: str) -> None:
     # scoring/_number.txt.j2 is the one place these sentences live; chat and imports both use it.
     rendered = render("scoring/error.txt.j2", code=code, p={"text": "1e999"})
     assert text in rendered or code == "number.invalid"
+
+
+# -- numbers from WeCom's statistics --------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [-1, 1.5, "1e30", float("nan"), float("inf"), "9" * 38, True])
+def test_a_count_from_wecom_that_no_day_can_have_is_refused(value: object) -> None:
+    with pytest.raises(NumberError):
+        wecom_count(value)
+
+
+def test_a_statistics_day_with_an_impossible_figure_is_not_stored(env: BotEnv) -> None:
+    assert (wecom_count(None), wecom_count("12"), wecom_decimal("87.456", high=Decimal(100))) == (0, 12, Decimal("87.46"))
+    first, second = datetime(2026, 11, 20).date(), datetime(2026, 11, 21).date()
+    pull = _MemberPull("zhangwei", days=[
+        {"stat_time": _day_start(first), "chat_cnt": 3, "message_cnt": 10, "reply_percentage": 90},
+        {"stat_time": _day_start(second), "chat_cnt": 3, "message_cnt": "1e30", "reply_percentage": 150}])
+    with transaction(env.bot.sessions) as session:
+        assert _store_behavior(session, [pull], first, second, env.clock.now()) == 1
+        days = [row.day for row in session.scalars(select(WeComBehaviorDay))]
+    assert days == [first]
+
+
+def test_a_member_on_leave_for_the_whole_month_is_not_appraised_and_a_quarter_skips_that_month(env: BotEnv) -> None:
+    seed(env, "2026-11", tuple(u for u in EVERYONE if u != "zhaolei"))
+    assert "已登记请假" in say(env, "zhaolei", "/leave 11-27 11-30")
+    with transaction(env.bot.sessions) as session:  # and the rest of November, registered earlier
+        session.add(Leave(userid="zhaolei", start_date=datetime(2026, 11, 1).date(),
+                          end_date=datetime(2026, 11, 26).date(), created_at=env.clock.now(), cancelled_at=None))
+    assert run_job(env, "month_close", CLOSE_AT).ran
+    draft = next(text for text in contents(env, "wangqiang") if text.startswith("**2026年11月结果草稿"))
+    assert "赵磊：本期不参与考核" in draft and "数据不全" not in draft.split("赵磊")[1].split("\n")[0]
+    assert months_label(["2026-10", "2026-12"]) == "10、12" and months_label(["2026-07", "2026-08"]) == "7-8"
