@@ -7,6 +7,7 @@ made per API and the rows stored. Target on the reference machine: under 60 s.
 
     python benchmarks/wecom_sync.py                          # 2,000 members, yesterday only, SQLite
     python benchmarks/wecom_sync.py --repull-days 3          # the default nightly window (4 days)
+    python benchmarks/wecom_sync.py --wecom-concurrency 2 --wecom-latency 0.02  # 45033 beyond 2 calls at once
     python benchmarks/wecom_sync.py --database postgresql+psycopg://postgres@127.0.0.1/kpibot_bench
 
 A --database must be a scratch database: it is emptied first.
@@ -77,6 +78,10 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--repull-days", type=int, default=0, help="days before yesterday pulled again (nightly: 3)")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--wecom-concurrency", type=int, default=None,
+                        help="the fake answers 45033 beyond this many concurrent calls of one API (default: no limit)")
+    parser.add_argument("--wecom-latency", type=float, default=0.0,
+                        help="seconds each customer-contact call takes to answer (with --wecom-concurrency)")
     parser.add_argument("--database", default=None, help="a scratch database URL, emptied first (default: SQLite in a temporary directory)")
     args = parser.parse_args()
 
@@ -107,6 +112,7 @@ def main() -> int:
         report = bot.sync_org()
         print(f"org sync: {report.members} members in {report.departments} departments")
         fake.reset_records()
+        fake.limit_stats_concurrency(args.wecom_concurrency, hold=args.wecom_latency)
 
         started = time.monotonic()
         result = JobRunner(bot).run("wecom_stats_sync")

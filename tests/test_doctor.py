@@ -126,8 +126,7 @@ def test_an_invalid_config_is_the_first_and_only_check(tmp_path: Path, capsys: p
 def test_the_doctor_template_names_every_check() -> None:
     checks = [Check("calendar", False, {"years": [2026, 2027], "unknown": [2027]}),
               Check("wecom", False, {"error": "ConnectionError: refused"}),
-              Check("public_url", False, {"url": "https://kpi.example.com/wecom/callback", "status": 200,
-                                          "wrong_answer": True})]
+              Check("public_url", False, {"url": "https://kpi.example.com/wecom/callback", "status": 200})]
     text = report(checks)
     assert text == render("ops/doctor.txt.j2", checks=checks, failed=3)
     assert "✗ 节假日日历：没有 2027 年的节假日与调休数据" in text

@@ -676,7 +676,7 @@ def test_a_member_without_customer_contact_permission_gets_84074(client: LocalCl
 
 
 def test_a_second_concurrent_call_of_one_stats_api_gets_45033(client: LocalClient, fake: FakeWeCom) -> None:
-    fake.limit_stats_concurrency(1, hold=0.5)
+    fake.limit_stats_concurrency(1, hold=1.0)
     day = day_start(TODAY - timedelta(days=1))
     body = {"userid": ["bob"], "start_time": day, "end_time": day}
     first: dict[str, Any] = {}

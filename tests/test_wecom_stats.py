@@ -395,7 +395,7 @@ def test_45033_mid_run_backs_off_goes_serial_and_the_run_finishes_with_everythin
 
 def test_a_run_against_wecoms_concurrency_limit_still_pulls_everyone(bot_env: BotEnv) -> None:
     demo_stats.populate(bot_env.fake, TODAY)
-    bot_env.fake.limit_stats_concurrency(1, hold=0.05)  # each call takes 50 ms; a second one meanwhile: 45033
+    bot_env.fake.limit_stats_concurrency(1, hold=0.1)  # each call takes 100 ms; a second one meanwhile: 45033
     day = date(2026, 11, 26)
     report, waits = sync_counting_waits(bot_env, day)
     assert report.serial and waits  # four workers at once met the limit
