@@ -283,6 +283,11 @@ def test_every_scoring_error_code_has_its_own_sentence() -> None:
              "key.not_rated": {"name": "x"}, "key.not_indicator": {"name": "x"}, "target.unused": {"name": "x"},
              "member.unknown": {"text": "x"}, "member.not_in_team": {"text": "x", "own": False},
              "reason.missing": {"example": "/score 张伟 工作态度 4 理由"}, "total.invalid": {"text": "x"},
-             "calibrate.nothing_open": {}}
+             "calibrate.nothing_open": {}, "reason.missing_waive": {"key": "退群率"},
+             "period.closed": {"period": "2026-11"}, "target.zero": {"name": "x", "text": "0"},
+             "value.out_of_bounds": {"name": "x", "text": "-5", "unit": "篇", "side": "below", "bound": "amount",
+                                     "low": "0", "high": None},
+             "number.too_large": {"text": "1e30"}, "number.not_finite": {"text": "nan"},
+             "number.too_precise": {"text": "0.0000001"}}
     sentences = {render("scoring/error.txt.j2", code=code, p=params) for code, params in codes.items()}
     assert len(sentences) == len(codes) and not any(s in codes for s in sentences)

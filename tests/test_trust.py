@@ -255,12 +255,15 @@ def test_trust_templates_render(name: str) -> None:
 
 @pytest.mark.parametrize("code, text", [
     ("number.not_finite", "不是一个确定的数"), ("number.too_large", "大得不合常理"),
-    ("number.too_precise", "最多保留 6 位小数"), ("number.invalid", "不是数字"),
+    ("number.too_precise", "最多保留 6 位小数"), ("number.out_of_range", "超出了这项数据可能的范围"),
 ])
-def test_every_number_refusal_has_its_sentence(code: str, text: str) -> None:
-    # scoring/_number.txt.j2 is the one place these sentences live; chat and imports both use it.
-    rendered = render("scoring/error.txt.j2", code=code, p={"text": "1e999"})
-    assert text in rendered or code == "number.invalid"
+def test_every_number_refusal_has_one_sentence_in_chat_and_in_imports(code: str, text: str) -> None:
+    # scoring/_number.txt.j2 is the one place these sentences live; the chat and the import both use it.
+    chat = render("scoring/error.txt.j2", code=code, p={"text": "1e999"})
+    imported = render("cli/datafile_error.txt.j2", path="x.csv", errors=[
+        {"line": 2, "code": "number_refused", "params": {"column": "value", "reason": code, "text": "1e999"}}])
+    assert "「1e999」" in chat and text in chat and chat.endswith("未保存。")
+    assert "第 2 行：数值「1e999」" in imported and text in imported
 
 
 # -- numbers from WeCom's statistics --------------------------------------------------------------------------------
