@@ -291,6 +291,7 @@ def test_a_member_on_leave_for_the_whole_month_is_not_appraised_and_a_quarter_sk
     with transaction(env.bot.sessions) as session:  # and the rest of November, registered earlier
         session.add(Leave(userid="zhaolei", start_date=datetime(2026, 11, 1).date(),
                           end_date=datetime(2026, 11, 26).date(), created_at=env.clock.now(), cancelled_at=None))
+    assert "赵磊：本期不参与考核（请假或指标均已豁免）" in ask(env, "wangqiang", "/score")
     assert run_job(env, "month_close", CLOSE_AT).ran
     draft = next(text for text in contents(env, "wangqiang") if text.startswith("**2026年11月结果草稿"))
     assert "赵磊：本期不参与考核" in draft and "数据不全" not in draft.split("赵磊")[1].split("\n")[0]
