@@ -387,7 +387,7 @@ def waive_in_bulk(session: Session, schemes: dict[str, Scheme], *, key: str, per
     pair is checked first (the indicator in each member's scheme, the period of its cycle, the result not frozen),
     so nothing is written unless all are fine; one audit entry lists them all."""
     if not reason.strip():
-        raise EntryError("reason.missing", example=f"/waive {key} 张伟,刘洋 2026-01..2026-06 上线前的月份")
+        raise EntryError("reason.missing_waive", key=key)
     plan: list[tuple[str, KeyRef, str]] = []
     for userid, scheme in schemes.items():
         ref = find_key(scheme, key)

@@ -123,9 +123,12 @@ def _status(ctx: Context, roster: Roster, month: Period) -> None:
     rows = []
     for userid in team:
         scheme = computed.schemes[userid]
-        unrated = [i.name for i, period in due_ratings(scheme, month) if (userid, i.key, period) not in entered]
+        appraised = computed.results[userid].appraised  # on leave all month, or everything waived
+        unrated = [i.name for i, period in due_ratings(scheme, month)
+                   if appraised and (userid, i.key, period) not in entered]
         rows.append({"name": roster.org.name(userid), "scored": not unrated, "unrated": unrated,
-                     "missing": missing_labels(computed, userid), "reviewed": userid in reviewed})
+                     "missing": missing_labels(computed, userid), "reviewed": userid in reviewed,
+                     "appraised": appraised})
     counts = {"scored": sum(r["scored"] for r in rows), "complete": sum(not r["missing"] for r in rows),
               "reviewed": sum(r["reviewed"] for r in rows)}
     # Whoever still needs something first; a long list (an admin's whole department) is cut, the counts are not.

@@ -238,11 +238,16 @@ SCORING_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                               "（原为 3）")),
     "scoring/status.md.j2": ({"viewer": "李娜", "period_label": "2026年11月", "counts": {"scored": 1, "complete": 1,
                                                                                          "reviewed": 2},
-                              "rows": [{"name": "张伟", "scored": True, "unrated": [], "missing": [], "reviewed": True},
+                              "rows": [{"name": "张伟", "scored": True, "unrated": [], "missing": [], "reviewed": True,
+                                        "appraised": True},
                                        {"name": "刘洋", "scored": False, "unrated": ["工作态度与执行力"],
-                                        "missing": ["工作态度与执行力（2026-11）"], "reviewed": True}],
+                                        "missing": ["工作态度与执行力（2026-11）"], "reviewed": True,
+                                        "appraised": True},
+                                       {"name": "杨帆", "scored": True, "unrated": [], "missing": [], "reviewed": False,
+                                        "appraised": False}],
                               "total": 102, "more": 100},
                              ("已评 1/102 人", "待评：工作态度与执行力", "缺：工作态度与执行力（2026-11）",
+                              "杨帆：本期不参与考核（请假或指标均已豁免）",
                               "另有 100 人未列出")),
     "scoring/breakdown.md.j2": ({"member": "张伟", "period_label": "2026年11月", "scheme_name": "执行层考核方案",
                                  "r": VIEW, "review": {"ratings": [("工作态度与执行力", 3)], "achievements": "会员日 3 场",
@@ -283,6 +288,11 @@ def test_every_scoring_error_code_has_its_own_sentence() -> None:
              "key.not_rated": {"name": "x"}, "key.not_indicator": {"name": "x"}, "target.unused": {"name": "x"},
              "member.unknown": {"text": "x"}, "member.not_in_team": {"text": "x", "own": False},
              "reason.missing": {"example": "/score 张伟 工作态度 4 理由"}, "total.invalid": {"text": "x"},
-             "calibrate.nothing_open": {}}
+             "calibrate.nothing_open": {}, "reason.missing_waive": {"key": "退群率"},
+             "period.closed": {"period": "2026-11"}, "target.zero": {"name": "x", "text": "0"},
+             "value.out_of_bounds": {"name": "x", "text": "-5", "unit": "篇", "side": "below", "bound": "amount",
+                                     "low": "0", "high": None},
+             "number.too_large": {"text": "1e30"}, "number.not_finite": {"text": "nan"},
+             "number.too_precise": {"text": "0.0000001"}}
     sentences = {render("scoring/error.txt.j2", code=code, p=params) for code, params in codes.items()}
     assert len(sentences) == len(codes) and not any(s in codes for s in sentences)
