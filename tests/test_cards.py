@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot import card_state
 from bot.clock import FakeClock
 from bot.db import make_engine, transaction
 from bot.fake_wecom import DeliveredMessage, FakeWeCom
@@ -141,6 +142,20 @@ def test_acting_by_command_finishes_the_cards_too_and_an_expired_code_is_not_tri
     assert "已经处理过了：「已退回 · 王强」（王强" in chat.expect_text("lina")
 
 
+def test_a_card_finished_before_its_own_send_is_recorded_is_updated_right_after(make_env: EnvFactory) -> None:
+    env = make_env()
+    card = {"card_type": "button_interaction", "task_id": "same-pass-1", "main_title": {"title": "请确认"},
+            "button_list": [{"text": "确认", "style": 1, "key": "same-pass:ok"}]}
+    with transaction(env.bot.sessions) as session:  # queued and finished at once: both rows go in one pass
+        card_state.send(session, env.config, "t:same-pass", "zhangwei", card, "t:same-pass", env.clock.now())
+        card_state.finish(session, "t:same-pass", "已确认 · 李娜", "lina", env.clock.now())
+    env.bot.sender.wake()
+    [call] = env.fake.wait_for_calls("message/update_template_card", 1)
+    [sent] = [m for m in env.fake.delivered("zhangwei") if m.task_id == "same-pass-1"]
+    assert call.body is not None and call.body["response_code"] == sent.response_code
+    assert env.fake.card_updates()[0].userids == ("zhangwei",)
+
+
 def test_a_submitted_summary_card_is_updated_once_and_a_second_click_sends_no_card(make_env: EnvFactory) -> None:
     env = make_env()
     chat = env.chat
@@ -206,6 +221,23 @@ def test_a_wechat_user_writes_the_weekly_report_without_cards(make_env: EnvFacto
     assert summary.msgtype == "text" and "回复 1 提交，回复 2 修改。" in (summary.content or "")
     assert "已提交" in say(chat, "zhangwei", "1")
     assert all(m.msgtype == "text" for m in env.fake.delivered("zhangwei"))
+
+
+def test_a_wechat_user_confirms_360_raters_by_replying_1(make_env: EnvFactory) -> None:
+    env = make_env(bot={"wechat_users": ["lina"]})
+    chat = env.chat
+    chat.send("zhoumin", "/360 start 2026 12-20")
+    for userid in ("zhoumin", "lina", "zhangwei", "huangli"):
+        chat.expect(userid)  # the round's announcement
+    assert "已通知" in chat.expect_text("zhoumin")
+    assert "等待 李娜 确认" in say(chat, "zhangwei", "/360 raters 黄丽 吴昊 孙悦")
+    [nomination] = chat.expect("lina")
+    assert nomination.msgtype == "text" and "黄丽、吴昊、孙悦" in (nomination.content or "")
+    assert "回复 1 确认" in (nomination.content or "")
+    assert "已确认 张伟 的 360 评价人" in say(chat, "lina", "1")
+    assert "李娜 已确认你的 360 评价人：黄丽、吴昊、孙悦" in chat.expect_text("zhangwei")
+    assert "请为 张伟" in chat.expect_text("huangli")
+    assert all(m.msgtype == "text" for m in env.fake.delivered("lina"))
 
 
 def test_a_number_cannot_choose_between_two_waiting_cards(make_env: EnvFactory) -> None:
