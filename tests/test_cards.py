@@ -156,6 +156,27 @@ def test_a_card_finished_before_its_own_send_is_recorded_is_updated_right_after(
     assert env.fake.card_updates()[0].userids == ("zhangwei",)
 
 
+def test_an_update_whose_answer_was_lost_is_not_shown_twice(make_env: EnvFactory) -> None:
+    env = make_env()
+    card = {"card_type": "button_interaction", "task_id": "lost-answer-1", "main_title": {"title": "请确认"},
+            "button_list": [{"text": "确认", "style": 1, "key": "lost:ok"}]}
+    with transaction(env.bot.sessions) as session:
+        card_state.send(session, env.config, "t:lost", "zhangwei", card, "t:lost", env.clock.now())
+    settle(env)
+    env.fake.inject("message/update_template_card", delay=2.5)  # WeCom updates it; we time out (2 s) first
+    with transaction(env.bot.sessions) as session:
+        card_state.finish(session, "t:lost", "已确认 · 李娜", "lina", env.clock.now())
+    recorded = sum(env.bot.sender.outcomes.values())
+    env.bot.sender.wake()
+    env.bot.sender.wait_for_outcomes(recorded + 1, timeout=10)
+    env.advance(seconds=5)  # past the retry's backoff: the resend meets a spent response_code
+    env.bot.sender.wait_for_outcomes(recorded + 2, timeout=10)
+    assert len(env.fake.calls("message/update_template_card")) == 2 and len(env.fake.card_updates()) == 1
+    with transaction(env.bot.sessions) as session:
+        [row] = [r for r in session.scalars(select(OutboxMessage)) if r.msgtype == card_state.CARD_UPDATE]
+        assert (row.status, row.attempts, row.last_error) == ("sent", 2, "40058 on a resend: taken as done")
+
+
 def test_a_submitted_summary_card_is_updated_once_and_a_second_click_sends_no_card(make_env: EnvFactory) -> None:
     env = make_env()
     chat = env.chat
