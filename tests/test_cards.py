@@ -15,7 +15,7 @@ from bot.db import make_engine, transaction
 from bot.fake_wecom import DeliveredMessage, FakeWeCom
 from bot.models import MemberVisit, OkrKeyResult, OutboxMessage, TemplateCard
 from bot.plain_text import markdown_as_text
-from bot.templates import render
+from bot.templates import render, template_names
 from bot.wecom_callbacks import CallbackSender
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, BotEnv, Chat, make_config, prepare_database, start_bot
 
@@ -284,6 +284,31 @@ def test_markdown_as_text_keeps_every_word_and_drops_the_markup() -> None:
                 '## 建议\n详见 [结果页](https://example.invalid/r) 与 `/idp`')
     assert markdown_as_text(markdown) == ("11月考核结果 · 张伟\n总分 86.5 · 等级 B\n  扣 5 分：迟交\n"
                                           "建议\n详见 结果页 https://example.invalid/r 与 /idp")
+
+
+def _markdown_cases() -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
+    """Every markdown template's rendering case, from the tests that own them."""
+    from tests.test_data_entry import SCORING_TEMPLATES
+    from tests.test_okr import TEMPLATE_CASES
+    from tests.test_results_cli import RESULT_TEMPLATES
+    from tests.test_weekly_report import TEMPLATES
+
+    cases = {**SCORING_TEMPLATES, **TEMPLATE_CASES, **RESULT_TEMPLATES, **TEMPLATES}
+    return {name: case for name, case in cases.items() if name.endswith(".md.j2")}
+
+
+def test_every_markdown_template_has_a_text_form_check() -> None:
+    assert set(_markdown_cases()) == {name for name in template_names() if name.endswith(".md.j2")}
+
+
+@pytest.mark.parametrize("name", sorted(_markdown_cases()))
+def test_the_text_form_of_each_markdown_template_reads_without_markup(name: str) -> None:
+    variables, fragments = _markdown_cases()[name]
+    text = markdown_as_text(render(name, **variables))
+    assert not re.search(r"\*\*|</?font|^\s*[>#]", text, re.M), text
+    for fragment in fragments:  # the owners' fragments, without their markup (some hold half a ** pair)
+        plain = markdown_as_text(fragment).replace("**", "")
+        assert plain in text, f"{name}: {plain!r} not in {text!r}"
 
 
 # ---------------------------------------------------------------- welcome once
