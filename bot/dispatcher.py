@@ -179,7 +179,6 @@ class Dispatcher:
                 return
         ctx.reply("card_expired.txt.j2")
 
-
     @staticmethod
     def _already_done(ctx: Context, card: TemplateCard) -> None:
         member = ctx.session.get(Member, card.finished_by or "")

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot import card_state
 from bot.clock import FakeClock
 from bot.db import make_engine, transaction
 from bot.fake_wecom import DeliveredMessage, FakeWeCom
 from bot.models import MemberVisit, OkrKeyResult, OutboxMessage, TemplateCard
 from bot.plain_text import markdown_as_text
-from bot.templates import render
+from bot.templates import render, template_names
 from bot.wecom_callbacks import CallbackSender
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, BotEnv, Chat, make_config, prepare_database, start_bot
 
@@ -141,6 +142,41 @@ def test_acting_by_command_finishes_the_cards_too_and_an_expired_code_is_not_tri
     assert "已经处理过了：「已退回 · 王强」（王强" in chat.expect_text("lina")
 
 
+def test_a_card_finished_before_its_own_send_is_recorded_is_updated_right_after(make_env: EnvFactory) -> None:
+    env = make_env()
+    card = {"card_type": "button_interaction", "task_id": "same-pass-1", "main_title": {"title": "请确认"},
+            "button_list": [{"text": "确认", "style": 1, "key": "same-pass:ok"}]}
+    with transaction(env.bot.sessions) as session:  # queued and finished at once: both rows go in one pass
+        card_state.send(session, env.config, "t:same-pass", "zhangwei", card, "t:same-pass", env.clock.now())
+        card_state.finish(session, "t:same-pass", "已确认 · 李娜", "lina", env.clock.now())
+    env.bot.sender.wake()
+    [call] = env.fake.wait_for_calls("message/update_template_card", 1)
+    [sent] = [m for m in env.fake.delivered("zhangwei") if m.task_id == "same-pass-1"]
+    assert call.body is not None and call.body["response_code"] == sent.response_code
+    assert env.fake.card_updates()[0].userids == ("zhangwei",)
+
+
+def test_an_update_whose_answer_was_lost_is_not_shown_twice(make_env: EnvFactory) -> None:
+    env = make_env()
+    card = {"card_type": "button_interaction", "task_id": "lost-answer-1", "main_title": {"title": "请确认"},
+            "button_list": [{"text": "确认", "style": 1, "key": "lost:ok"}]}
+    with transaction(env.bot.sessions) as session:
+        card_state.send(session, env.config, "t:lost", "zhangwei", card, "t:lost", env.clock.now())
+    settle(env)
+    env.fake.inject("message/update_template_card", delay=2.5)  # WeCom updates it; we time out (2 s) first
+    with transaction(env.bot.sessions) as session:
+        card_state.finish(session, "t:lost", "已确认 · 李娜", "lina", env.clock.now())
+    recorded = sum(env.bot.sender.outcomes.values())
+    env.bot.sender.wake()
+    env.bot.sender.wait_for_outcomes(recorded + 1, timeout=10)
+    env.advance(seconds=5)  # past the retry's backoff: the resend meets a spent response_code
+    env.bot.sender.wait_for_outcomes(recorded + 2, timeout=10)
+    assert len(env.fake.calls("message/update_template_card")) == 2 and len(env.fake.card_updates()) == 1
+    with transaction(env.bot.sessions) as session:
+        [row] = [r for r in session.scalars(select(OutboxMessage)) if r.msgtype == card_state.CARD_UPDATE]
+        assert (row.status, row.attempts, row.last_error) == ("sent", 2, "40058 on a resend: taken as done")
+
+
 def test_a_submitted_summary_card_is_updated_once_and_a_second_click_sends_no_card(make_env: EnvFactory) -> None:
     env = make_env()
     chat = env.chat
@@ -208,6 +244,23 @@ def test_a_wechat_user_writes_the_weekly_report_without_cards(make_env: EnvFacto
     assert all(m.msgtype == "text" for m in env.fake.delivered("zhangwei"))
 
 
+def test_a_wechat_user_confirms_360_raters_by_replying_1(make_env: EnvFactory) -> None:
+    env = make_env(bot={"wechat_users": ["lina"]})
+    chat = env.chat
+    chat.send("zhoumin", "/360 start 2026 12-20")
+    for userid in ("zhoumin", "lina", "zhangwei", "huangli"):
+        chat.expect(userid)  # the round's announcement
+    assert "已通知" in chat.expect_text("zhoumin")
+    assert "等待 李娜 确认" in say(chat, "zhangwei", "/360 raters 黄丽 吴昊 孙悦")
+    [nomination] = chat.expect("lina")
+    assert nomination.msgtype == "text" and "黄丽、吴昊、孙悦" in (nomination.content or "")
+    assert "回复 1 确认" in (nomination.content or "")
+    assert "已确认 张伟 的 360 评价人" in say(chat, "lina", "1")
+    assert "李娜 已确认你的 360 评价人：黄丽、吴昊、孙悦" in chat.expect_text("zhangwei")
+    assert "请为 张伟" in chat.expect_text("huangli")
+    assert all(m.msgtype == "text" for m in env.fake.delivered("lina"))
+
+
 def test_a_number_cannot_choose_between_two_waiting_cards(make_env: EnvFactory) -> None:
     env = make_env()
     chat = env.chat
@@ -231,6 +284,31 @@ def test_markdown_as_text_keeps_every_word_and_drops_the_markup() -> None:
                 '## 建议\n详见 [结果页](https://example.invalid/r) 与 `/idp`')
     assert markdown_as_text(markdown) == ("11月考核结果 · 张伟\n总分 86.5 · 等级 B\n  扣 5 分：迟交\n"
                                           "建议\n详见 结果页 https://example.invalid/r 与 /idp")
+
+
+def _markdown_cases() -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
+    """Every markdown template's rendering case, from the tests that own them."""
+    from tests.test_data_entry import SCORING_TEMPLATES
+    from tests.test_okr import TEMPLATE_CASES
+    from tests.test_results_cli import RESULT_TEMPLATES
+    from tests.test_weekly_report import TEMPLATES
+
+    cases = {**SCORING_TEMPLATES, **TEMPLATE_CASES, **RESULT_TEMPLATES, **TEMPLATES}
+    return {name: case for name, case in cases.items() if name.endswith(".md.j2")}
+
+
+def test_every_markdown_template_has_a_text_form_check() -> None:
+    assert set(_markdown_cases()) == {name for name in template_names() if name.endswith(".md.j2")}
+
+
+@pytest.mark.parametrize("name", sorted(_markdown_cases()))
+def test_the_text_form_of_each_markdown_template_reads_without_markup(name: str) -> None:
+    variables, fragments = _markdown_cases()[name]
+    text = markdown_as_text(render(name, **variables))
+    assert not re.search(r"\*\*|</?font|^\s*[>#]", text, re.M), text
+    for fragment in fragments:  # the owners' fragments, without their markup (some hold half a ** pair)
+        plain = markdown_as_text(fragment).replace("**", "")
+        assert plain in text, f"{name}: {plain!r} not in {text!r}"
 
 
 # ---------------------------------------------------------------- welcome once

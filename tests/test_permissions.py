@@ -129,17 +129,17 @@ def test_every_push_reaches_only_whom_it_concerns(env: BotEnv) -> None:
     run_job(env, "publish", PUBLISH_AT)
     settle(env)
     for userid in EVERYONE:
-        results = [text for text in contents(env, userid) if text.startswith("**2026年11月考核结果")]
-        assert len(results) == 1 and results[0].startswith(f"**2026年11月考核结果 · {NAMES[userid]}**")
+        results = [text for text in contents(env, userid) if text.startswith("2026年11月考核结果")]
+        assert len(results) == 1 and results[0].startswith(f"2026年11月考核结果 · {NAMES[userid]}\n")
         assert not any(NAMES[o] in results[0] for o in EVERYONE if o != userid), userid
-    summaries = {u: next((t for t in contents(env, u) if t.startswith("**2026年11月团队考核结果")), "")
+    summaries = {u: next((t for t in contents(env, u) if t.startswith("2026年11月团队考核结果")), "")
                  for u in EVERYONE}
     assert all(NAMES[u] in summaries["lina"] for u in LINA_TEAM)
     assert not any(NAMES[u] in summaries["lina"] for u in WANGQIANG_TEAM)
     assert not any(NAMES[u] in summaries["wangqiang"] for u in LINA_TEAM)
     assert "李娜" in summaries["zhoumin"] and "张伟" not in summaries["zhoumin"]  # the direct team only
     assert [u for u, text in summaries.items() if text] == ["zhoumin", "lina", "wangqiang"]
-    drafts = [u for u in EVERYONE if any(t.startswith("**2026年11月结果草稿") for t in contents(env, u))]
+    drafts = [u for u in EVERYONE if any(t.startswith("2026年11月结果草稿") for t in contents(env, u))]
     assert drafts == ["zhoumin", "lina", "wangqiang"]
     overviews = [u for u in EVERYONE if any("部门考核总览" in t or "数据质量检查" in t for t in contents(env, u))]
     assert overviews == [ADMIN]

@@ -143,7 +143,7 @@ def test_december_closes_and_publishes_the_month_the_quarter_and_the_year_from_t
     assert f"1. {stored[(best, '2026')].data['name']} · {year[best]['total']} 分" in promotion[0].payload["content"]
     for label in ("2026年12月", "2026年第4季度", "2026年度"):
         env.fake.wait_for(lambda m, label=label: m.touser == "zhangwei"
-                          and m.payload.get("content", "").startswith(f"**{label}考核结果 · 张伟"))
+                          and m.payload.get("content", "").startswith(f"{label}考核结果 · 张伟"))
 
     code, out, err = kpibot(capsys, config, "results", "export", "--period", "2026")
     assert code == 0, err
