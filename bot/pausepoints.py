@@ -9,7 +9,7 @@ forever (other threads go on, as in a process that is merely slow), until the te
 production, `reached` only counts nothing and returns at once.
 
 The points: `schedule.seen:<job>` (a fire time noticed, nothing written), `schedule.planned:<job>` (the planned run
-with its due time is committed: the jitter wait), `job.claimed:<job>` (the run is `running`, the job not begun),
+with its due time is committed: the jitter wait),
 `outbox.enqueue:<key>` (a message queued in the open transaction) and `results.<stage>` (a chunk of the month
 close or the publication committed; stages save, drafts, publish, summaries).
 """

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time as time_module
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_LEASE = "scheduler"
 LEASE_DURATION = timedelta(seconds=90)
+# On stop, how long running jobs may take to finish before the process lets go of them (they are taken over).
+STOP_WAITS_FOR_JOBS_SECONDS = 30.0
 
 
 @dataclass
@@ -311,7 +314,6 @@ class JobRunner:
         refused = self._claim(job_id, period, local, force)
         if refused is not None:
             return JobResult(job_id, period, False, refused)
-        pausepoints.reached(f"job.claimed:{job_id}")
         heartbeat = _Heartbeat(self, job_id, period)
         try:
             with transaction(self.bot.sessions) as session:
@@ -508,14 +510,20 @@ class BotScheduler:
         self._running_lock = threading.Lock()
 
     def start(self) -> None:
+        """Catch up at once (the first look), then keep looking in a thread of its own."""
+        try:
+            self.tick()
+        except Exception:  # noqa: BLE001 - the loop tries again
+            log.exception("scheduler tick failed")
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, job_timeout: float = STOP_WAITS_FOR_JOBS_SECONDS) -> None:
         self._stopped.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
-        # A job still running keeps its claim until it lapses; then another process takes it over.
+        # A job still running after this keeps its claim until it lapses; then another process takes it over.
+        self.wait_idle(job_timeout)
         self.release_lease()
 
     def _loop(self) -> None:
@@ -582,19 +590,18 @@ class BotScheduler:
         thread.start()
 
     def _run(self, job_id: str, fire: datetime) -> None:
-        if self._stopped.is_set():
-            return
         try:
             self.runner.run(job_id, fire)
         except Exception:  # noqa: BLE001 - already logged and recorded
             pass
 
     def wait_idle(self, timeout: float = 30.0) -> None:
-        """Wait for the job threads started so far to end (for tests that drive tick() themselves)."""
+        """Wait (at most `timeout` seconds in all) for the job threads started so far to end."""
         with self._running_lock:
             threads = list(self._running.values())
+        deadline = time_module.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time_module.monotonic()))
 
     def take_lease(self) -> bool:
         with transaction(self.bot.sessions) as session:

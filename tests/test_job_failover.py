@@ -98,6 +98,8 @@ def test_the_new_lease_holder_runs_the_fire_time_the_dead_holder_never_started(b
     run = run_row(bot_env, "weekly_prompt", "2026-W48")
     assert run.status == "done" and run.holder == survivor.holder
     assert_prompted_once(bot_env)
+    # The sweep of 16:03, planned or not by the dead holder, was caught up as well.
+    assert run_row(bot_env, "conversation_sweep", "2026-11-27T16:03").status == "done"
 
 
 def test_a_run_whose_process_died_inside_the_job_is_taken_over_and_reaches_everyone_once(bot_env: BotEnv) -> None:

@@ -208,7 +208,7 @@ def test_the_example_config_documents_every_schedule_key() -> None:
 def test_schedule_config_problems_are_all_reported_at_once() -> None:
     raw = {
         "wecom": {"corp_id": "ww1", "agent_id": 1, "secret": "s", "token": "t", "encoding_aes_key": "a" * 43},
-        "schedule": {"catch_up_grace_hours": 500},
+        "schedule": {"catch_up_grace_hours": 500, "tick_seconds": 0},
         "weekly_report": {"prompt_on": "friday", "deadline": "tomorrow", "reminder_at": "11:00",
                           "digest_keys": ["nope"], "colour": "red",
                           "questions": [{"key": "Bad Key", "title": ""}, {"key": "x", "title": "X", "extra": 1}]},
@@ -218,7 +218,7 @@ def test_schedule_config_problems_are_all_reported_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(raw, environ={})
     keys = {problem.key for problem in caught.value.problems}
-    assert keys == {"schedule.catch_up_grace_hours", "weekly_report.prompt_on", "weekly_report.deadline",
+    assert keys == {"schedule.catch_up_grace_hours", "schedule.tick_seconds", "weekly_report.prompt_on", "weekly_report.deadline",
                     "weekly_report.reminder_at", "weekly_report.digest_keys", "weekly_report.colour",
                     "weekly_report.questions[0].key", "weekly_report.questions[0].title",
                     "weekly_report.questions[1].extra", "self_review.reminder_on", "appraisal.default_scheme"}
