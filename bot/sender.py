@@ -50,6 +50,7 @@ MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 SEND_API = "message/send"
 DAY_COUNTER = "message/send:day"  # person-times per WeCom day, for the app's daily volume
 BUCKET = timedelta(seconds=10)
+CLOCK_SKEW = timedelta(minutes=1)  # how far ahead another process's clock may be and still count
 WECOM_DAY_ZONE = ZoneInfo("Asia/Shanghai")  # WeCom's "natural day" is China's
 UNSENT = ("pending", "sending")
 
@@ -204,9 +205,12 @@ class Sender:
         less what they got in the last minute and hour and what any process is sending them."""
         limits = self.config.sender
         in_last_minute = func.sum(_case_when(OutboxMessage.sent_at >= now - MINUTE))
+        # A send stamped well in the future comes from a process whose clock is wrong: it must not hold a
+        # member back for as long as that clock is ahead.
         sent = {user: (int(minute or 0), int(hour)) for user, minute, hour in session.execute(
             select(OutboxMessage.touser, in_last_minute, func.count())
-            .where(OutboxMessage.touser.in_(users), OutboxMessage.sent_at >= now - HOUR)
+            .where(OutboxMessage.touser.in_(users), OutboxMessage.sent_at >= now - HOUR,
+                   OutboxMessage.sent_at <= now + CLOCK_SKEW)
             .group_by(OutboxMessage.touser))}
         in_flight = {user: int(count) for user, count in session.execute(
             select(OutboxMessage.touser, func.count())
@@ -314,7 +318,8 @@ class Sender:
         in_last_minute = func.sum(_case_when(ApiCallCount.bucket_start > now - MINUTE - BUCKET, ApiCallCount.calls))
         minute, hour = session.execute(
             select(in_last_minute, func.sum(ApiCallCount.calls))
-            .where(ApiCallCount.api == SEND_API, ApiCallCount.bucket_start > now - HOUR - BUCKET)).one()
+            .where(ApiCallCount.api == SEND_API, ApiCallCount.bucket_start > now - HOUR - BUCKET,
+                   ApiCallCount.bucket_start <= now + CLOCK_SKEW)).one()
         today = session.scalar(select(ApiCallCount.calls).where(ApiCallCount.api == DAY_COUNTER,
                                                                ApiCallCount.bucket_start == _wecom_day(now)))
         return min(limits.company_calls_per_minute - int(minute or 0), limits.company_calls_per_hour - int(hour or 0),
