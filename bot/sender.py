@@ -51,6 +51,7 @@ SEND_API = "message/send"
 DAY_COUNTER = "message/send:day"  # person-times per WeCom day, for the app's daily volume
 BUCKET = timedelta(seconds=10)
 CLOCK_SKEW = timedelta(minutes=1)  # how far ahead another process's clock may be and still count
+MAX_HEAD_PAGES = 20  # pages of batch_size members looked at in one pass
 WECOM_DAY_ZONE = ZoneInfo("Asia/Shanghai")  # WeCom's "natural day" is China's
 UNSENT = ("pending", "sending")
 
@@ -168,19 +169,7 @@ class Sender:
             room = 1 if probe_of else min(limits.batch_size, self._company_room(session, now))
             if room <= 0:
                 return Claim({})
-            heads = select(func.min(OutboxMessage.id)).where(OutboxMessage.status.in_(UNSENT)) \
-                .group_by(OutboxMessage.touser)
-            due_heads = session.execute(
-                select(OutboxMessage.touser, OutboxMessage.id)
-                .where(OutboxMessage.id.in_(heads), OutboxMessage.next_attempt_at <= now,
-                       (OutboxMessage.status == "pending") | (OutboxMessage.claimed_until.is_(None))
-                       | (OutboxMessage.claimed_until <= now))
-                .order_by(OutboxMessage.id).limit(limits.batch_size)
-            ).all()
-            if not due_heads:
-                return Claim({})
-            budgets = self._member_budgets(session, [user for user, _ in due_heads], now)
-            users = [user for user, _ in due_heads if budgets.get(user, 0) > 0]
+            users, budgets = self._due_members(session, room, now)
             if not users:
                 return Claim({})
             queues = self._queued_rows(session, users, max(budgets[user] for user in users))
@@ -189,6 +178,35 @@ class Sender:
             if claimed:
                 self._count_calls(session, sum(len(rows) for rows in claimed.values()), now)
             return Claim(claimed, probe_of)
+
+    def _due_members(self, session: Session, room: int, now: datetime) -> tuple[list[str], dict[str, int]]:
+        """Members whose first unsent row is due and who are under their limits, oldest first.
+
+        Heads are read a page at a time, so members held back by their limits (a fan-out of many rows
+        each) cannot fill the page and keep later members from being looked at."""
+        limit = self.config.sender.batch_size
+        heads = select(func.min(OutboxMessage.id)).where(OutboxMessage.status.in_(UNSENT)) \
+            .group_by(OutboxMessage.touser)
+        users: list[str] = []
+        budgets: dict[str, int] = {}
+        after = 0
+        for _ in range(MAX_HEAD_PAGES):
+            page = session.execute(
+                select(OutboxMessage.touser, OutboxMessage.id)
+                .where(OutboxMessage.id.in_(heads), OutboxMessage.id > after, OutboxMessage.next_attempt_at <= now,
+                       (OutboxMessage.status == "pending") | (OutboxMessage.claimed_until.is_(None))
+                       | (OutboxMessage.claimed_until <= now))
+                .order_by(OutboxMessage.id).limit(limit)
+            ).all()
+            if not page:
+                break
+            found = self._member_budgets(session, [user for user, _ in page], now)
+            users += [user for user, _ in page if found.get(user, 0) > 0]
+            budgets.update(found)
+            after = page[-1][1]
+            if len(users) >= room or len(page) < limit:
+                break
+        return users, budgets
 
     def _take_probe(self, session: Session, pause: SendingPause, now: datetime) -> bool:
         """Become the one process that tries again, and set when the next try would be (growing)."""

@@ -256,6 +256,22 @@ def test_one_members_backlog_does_not_delay_another_members_reply(bot_env: BotEn
     assert len(bot_env.fake.delivered("wuhao")) == 25 and bot_env.fake.dropped() == []
 
 
+def test_more_members_at_their_limit_than_a_pass_holds_do_not_delay_anyone_else(
+        db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> None:
+    with start_env(db_url, clock, fake_wecom, sender={"batch_size": 3}) as env:
+        busy = ["liuyang", "chenjing", "yangfan", "huangli"]
+        with transaction(env.bot.sessions) as session:
+            for index in range(26):
+                for member in busy:
+                    outbox.enqueue(session, f"fan:{member}:{index}", Outgoing.text(member, f"通知 {index}"),
+                                   env.clock.now())
+        env.bot.sender.wake()
+        for member in busy:
+            env.chat.expect(member, 25, timeout=10)  # each one's minute; their 26th waits
+        env.chat.send("zhangwei", "/help")
+        env.chat.expect_text("zhangwei", timeout=2.0)
+
+
 @pytest.fixture
 def ceiling_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
     with start_env(db_url, clock, fake_wecom, sender={
