@@ -50,6 +50,8 @@ MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 SEND_API = "message/send"
 DAY_COUNTER = "message/send:day"  # person-times per WeCom day, for the app's daily volume
 BUCKET = timedelta(seconds=10)
+CLOCK_SKEW = timedelta(minutes=1)  # how far ahead another process's clock may be and still count
+MAX_HEAD_PAGES = 20  # pages of batch_size members looked at in one pass
 WECOM_DAY_ZONE = ZoneInfo("Asia/Shanghai")  # WeCom's "natural day" is China's
 UNSENT = ("pending", "sending")
 
@@ -167,19 +169,7 @@ class Sender:
             room = 1 if probe_of else min(limits.batch_size, self._company_room(session, now))
             if room <= 0:
                 return Claim({})
-            heads = select(func.min(OutboxMessage.id)).where(OutboxMessage.status.in_(UNSENT)) \
-                .group_by(OutboxMessage.touser)
-            due_heads = session.execute(
-                select(OutboxMessage.touser, OutboxMessage.id)
-                .where(OutboxMessage.id.in_(heads), OutboxMessage.next_attempt_at <= now,
-                       (OutboxMessage.status == "pending") | (OutboxMessage.claimed_until.is_(None))
-                       | (OutboxMessage.claimed_until <= now))
-                .order_by(OutboxMessage.id).limit(limits.batch_size)
-            ).all()
-            if not due_heads:
-                return Claim({})
-            budgets = self._member_budgets(session, [user for user, _ in due_heads], now)
-            users = [user for user, _ in due_heads if budgets.get(user, 0) > 0]
+            users, budgets = self._due_members(session, room, now)
             if not users:
                 return Claim({})
             queues = self._queued_rows(session, users, max(budgets[user] for user in users))
@@ -188,6 +178,35 @@ class Sender:
             if claimed:
                 self._count_calls(session, sum(len(rows) for rows in claimed.values()), now)
             return Claim(claimed, probe_of)
+
+    def _due_members(self, session: Session, room: int, now: datetime) -> tuple[list[str], dict[str, int]]:
+        """Members whose first unsent row is due and who are under their limits, oldest first.
+
+        Heads are read a page at a time, so members held back by their limits (a fan-out of many rows
+        each) cannot fill the page and keep later members from being looked at."""
+        limit = self.config.sender.batch_size
+        heads = select(func.min(OutboxMessage.id)).where(OutboxMessage.status.in_(UNSENT)) \
+            .group_by(OutboxMessage.touser)
+        users: list[str] = []
+        budgets: dict[str, int] = {}
+        after = 0
+        for _ in range(MAX_HEAD_PAGES):
+            page = session.execute(
+                select(OutboxMessage.touser, OutboxMessage.id)
+                .where(OutboxMessage.id.in_(heads), OutboxMessage.id > after, OutboxMessage.next_attempt_at <= now,
+                       (OutboxMessage.status == "pending") | (OutboxMessage.claimed_until.is_(None))
+                       | (OutboxMessage.claimed_until <= now))
+                .order_by(OutboxMessage.id).limit(limit)
+            ).all()
+            if not page:
+                break
+            found = self._member_budgets(session, [user for user, _ in page], now)
+            users += [user for user, _ in page if found.get(user, 0) > 0]
+            budgets.update(found)
+            after = page[-1][1]
+            if len(users) >= room or len(page) < limit:
+                break
+        return users, budgets
 
     def _take_probe(self, session: Session, pause: SendingPause, now: datetime) -> bool:
         """Become the one process that tries again, and set when the next try would be (growing)."""
@@ -204,9 +223,12 @@ class Sender:
         less what they got in the last minute and hour and what any process is sending them."""
         limits = self.config.sender
         in_last_minute = func.sum(_case_when(OutboxMessage.sent_at >= now - MINUTE))
+        # A send stamped well in the future comes from a process whose clock is wrong: it must not hold a
+        # member back for as long as that clock is ahead.
         sent = {user: (int(minute or 0), int(hour)) for user, minute, hour in session.execute(
             select(OutboxMessage.touser, in_last_minute, func.count())
-            .where(OutboxMessage.touser.in_(users), OutboxMessage.sent_at >= now - HOUR)
+            .where(OutboxMessage.touser.in_(users), OutboxMessage.sent_at >= now - HOUR,
+                   OutboxMessage.sent_at <= now + CLOCK_SKEW)
             .group_by(OutboxMessage.touser))}
         in_flight = {user: int(count) for user, count in session.execute(
             select(OutboxMessage.touser, func.count())
@@ -314,7 +336,8 @@ class Sender:
         in_last_minute = func.sum(_case_when(ApiCallCount.bucket_start > now - MINUTE - BUCKET, ApiCallCount.calls))
         minute, hour = session.execute(
             select(in_last_minute, func.sum(ApiCallCount.calls))
-            .where(ApiCallCount.api == SEND_API, ApiCallCount.bucket_start > now - HOUR - BUCKET)).one()
+            .where(ApiCallCount.api == SEND_API, ApiCallCount.bucket_start > now - HOUR - BUCKET,
+                   ApiCallCount.bucket_start <= now + CLOCK_SKEW)).one()
         today = session.scalar(select(ApiCallCount.calls).where(ApiCallCount.api == DAY_COUNTER,
                                                                ApiCallCount.bucket_start == _wecom_day(now)))
         return min(limits.company_calls_per_minute - int(minute or 0), limits.company_calls_per_hour - int(hour or 0),

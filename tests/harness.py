@@ -94,23 +94,6 @@ def make_config(db_url: str, api_base_url: str, **sections: dict[str, Any]) -> C
     return parse_config(raw, environ={})
 
 
-def write_config_file(path: Path, db_url: str, api_base_url: str) -> Path:
-    """A config.toml for `kpibot` commands run by a test against the same database and fake as its bot."""
-    path.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{CORP_SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-api_base_url = "{api_base_url}"
-
-[database]
-url = "{db_url}"
-""", encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)
@@ -184,22 +167,17 @@ def start_bot(config: Config, clock: FakeClock, engine: Engine, fake: FakeWeCom)
     return bot, port
 
 
-def start_env(db_url: str, clock: FakeClock, fake: FakeWeCom, **sections: dict[str, Any]) -> BotEnv:
-    """A running bot on a fresh database, configured like every test's plus `sections`; stop env.bot after."""
-    config = make_config(db_url, fake.base_url, **sections)
-    engine = make_engine(db_url)
-    prepare_database(engine, db_url)
-    bot, port = start_bot(config, clock, engine, fake)
-    sender = CallbackSender(f"http://127.0.0.1:{port}/wecom/callback", token=TOKEN, encoding_aes_key=AES_KEY,
-                            corp_id=CORP_ID, agent_id=AGENT_ID, clock=clock.now)
-    return BotEnv(bot=bot, fake=fake, clock=clock, chat=Chat(sender, fake), config=config, port=port)
-
-
 @pytest.fixture
 def bot_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
-    env = start_env(db_url, clock, fake_wecom)
+    config = make_config(db_url, fake_wecom.base_url)
+    engine = make_engine(db_url)
+    prepare_database(engine, db_url)
+    bot, port = start_bot(config, clock, engine, fake_wecom)
+    sender = CallbackSender(f"http://127.0.0.1:{port}/wecom/callback", token=TOKEN, encoding_aes_key=AES_KEY,
+                            corp_id=CORP_ID, agent_id=AGENT_ID, clock=clock.now)
+    env = BotEnv(bot=bot, fake=fake_wecom, clock=clock, chat=Chat(sender, fake_wecom), config=config, port=port)
     yield env
-    env.bot.stop()
+    bot.stop()
 
 
 @pytest.fixture

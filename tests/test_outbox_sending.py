@@ -21,7 +21,8 @@ from bot.models import OutboxMessage
 from bot.outbox import Outgoing
 from bot.sender import Sender
 from bot.wecom_client import DatabaseTokenStore, token_lifetime
-from tests.harness import CORP_SECRET, BotEnv, start_env, write_config_file
+from tests.harness import CORP_SECRET, BotEnv
+from tests.test_month import start_env, write_config
 
 ADMIN = "zhoumin"
 
@@ -193,7 +194,7 @@ def test_kpibot_outbox_shows_the_pause_its_reason_and_the_fix(bot_env: BotEnv, t
     bot_env.fake.set_trusted_ips(["203.0.113.7"])
     queue(bot_env, "lina", "你好", "cli:1")
     wait_until(lambda: _health(bot_env)["status"] == "sending_paused")
-    config = write_config_file(tmp_path / "config.toml", bot_env.config.database.url.reveal(), bot_env.fake.base_url)
+    config = write_config(tmp_path / "config.toml", bot_env)
     assert main(["--config", str(config), "outbox"]) == 0
     out = capsys.readouterr().out
     assert "发送已暂停" in out and "from ip: 127.0.0.1" in out and "企业可信IP" in out
@@ -255,13 +256,28 @@ def test_one_members_backlog_does_not_delay_another_members_reply(bot_env: BotEn
     assert len(bot_env.fake.delivered("wuhao")) == 25 and bot_env.fake.dropped() == []
 
 
+def test_more_members_at_their_limit_than_a_pass_holds_do_not_delay_anyone_else(
+        db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> None:
+    with start_env(db_url, clock, fake_wecom, sender={"batch_size": 3}) as env:
+        busy = ["liuyang", "chenjing", "yangfan", "huangli"]
+        with transaction(env.bot.sessions) as session:
+            for index in range(26):
+                for member in busy:
+                    outbox.enqueue(session, f"fan:{member}:{index}", Outgoing.text(member, f"通知 {index}"),
+                                   env.clock.now())
+        env.bot.sender.wake()
+        for member in busy:
+            env.chat.expect(member, 25, timeout=10)  # each one's minute; their 26th waits
+        env.chat.send("zhangwei", "/help")
+        env.chat.expect_text("zhangwei", timeout=2.0)
+
+
 @pytest.fixture
 def ceiling_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
-    env = start_env(db_url, clock, fake_wecom, sender={
-        "company_calls_per_minute": 12, "company_calls_per_hour": 30, "account_limit": 1,
-        "daily_warning_percent": 10})
-    yield env
-    env.bot.stop()
+    with start_env(db_url, clock, fake_wecom, sender={
+            "company_calls_per_minute": 12, "company_calls_per_hour": 30, "account_limit": 1,
+            "daily_warning_percent": 10}) as env:
+        yield env
 
 
 def test_the_company_wide_ceilings_hold_and_the_daily_volume_is_watched(
