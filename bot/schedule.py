@@ -204,11 +204,21 @@ def _sweep_conversations(ctx: JobContext) -> str:
     return render("ops/sweep.txt.j2", ctx.config.bot.locale, closed=len(expired))
 
 
+def _inbox_prune(ctx: JobContext) -> str:
+    from bot.inbox import prune_dedupe_keys
+
+    keep_days = ctx.config.bot.dedupe_keep_days
+    deleted = prune_dedupe_keys(ctx.session, ctx.bot.clock.now(), keep_days)
+    return render("ops/inbox_prune.txt.j2", ctx.config.bot.locale, deleted=deleted, keep_days=keep_days)
+
+
 # Routine upkeep, run by the same runner but kept out of JOBS (the team's calendar), so views of
 # "what happens next" (jobs list shows both, the sandbox only JOBS) are not drowned in sweeps.
 HOUSEKEEPING: list[JobSpec] = [
     JobSpec("conversation_sweep", "关闭超时的对话（保留草稿）", _sweep_trigger, _sweep_period, _sweep_conversations,
             catch_up_within=lambda _config: timedelta(minutes=SWEEP_EVERY_MINUTES)),
+    JobSpec("inbox_prune", "删除超过保留期的已处理消息（去重键）", _daily_at(lambda _c: time(3, 17)), _daily_period,
+            _inbox_prune),
 ]
 
 
