@@ -5,11 +5,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bot import cli_data, cli_ops, cli_results, cli_sandbox, cli_scoring
+from bot import cli_backup, cli_data, cli_ops, cli_results, cli_sandbox, cli_scoring
 
 # Each module adds its subcommands with add_parsers(subparsers); each subcommand sets
 # `func(args) -> int` as its handler. Listed explicitly so a newcomer sees every command here.
-COMMAND_MODULES: list = [cli_ops, cli_scoring, cli_sandbox, cli_data, cli_results]
+COMMAND_MODULES: list = [cli_ops, cli_backup, cli_scoring, cli_sandbox, cli_data, cli_results]
 
 
 class CliError(Exception):
