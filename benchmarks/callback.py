@@ -75,7 +75,7 @@ def start_reference(port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def start_kpibot(port: int, fake: FakeWeCom, workdir: Path) -> subprocess.Popen[bytes]:
+def start_kpibot(port: int, fake: FakeWeCom, workdir: Path, server_extra: str = "") -> subprocess.Popen[bytes]:
     config = workdir / "config.toml"
     config.write_text(f"""
 [wecom]
@@ -93,6 +93,7 @@ url = "sqlite:///{workdir / 'kpibot.db'}"
 host = "127.0.0.1"
 port = {port}
 threads = {THREADS}
+{server_extra}
 
 [org]
 admins = ["zhoumin"]

@@ -5,8 +5,8 @@ import logging
 import threading
 from typing import Any
 
-from flask import Flask, jsonify
-from sqlalchemy import Engine, func, select
+from flask import Flask, Response, jsonify
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import workcalendar
@@ -17,7 +17,6 @@ from bot.db import make_engine, make_session_factory, transaction
 from bot.dispatcher import Dispatcher
 from bot.edge import Rejections, create_edge_server
 from bot.inbox import InboxProcessor
-from bot.models import InboxMessage, OutboxMessage
 from bot.org import SyncReport, sync_org
 from bot.sender import Sender, current_pause
 from bot.wecom_client import WeComClient
@@ -55,18 +54,21 @@ class KpiBot:
         app.register_blueprint(create_callback_blueprint(self.config, self.sessions, self.clock, self.inbox.notify,
                                                          self.rejections))
 
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        from bot.health import metrics_registry, snapshot_source
+        from bot.schedule import all_jobs
+
+        snapshot = snapshot_source(self.sessions, [spec.id for spec in all_jobs()], self.rejections.counts)
+        registry = metrics_registry(snapshot)
+
         @app.get("/healthz")
         def health() -> Any:
-            with transaction(self.sessions) as session:
-                pending_in = session.scalar(select(func.count()).where(InboxMessage.status == "pending"))
-                pending_out = session.scalar(select(func.count()).where(
-                    OutboxMessage.status.in_(("pending", "sending"))))
-                pause = current_pause(session)
-            if pause is not None:  # the server is up but nothing reaches anyone: say so, and why
-                return jsonify(status="sending_paused", inbox_pending=pending_in, outbox_pending=pending_out,
-                               sending_paused={"reason": pause.reason, "since": pause.since.isoformat(),
-                                               "next_attempt_at": pause.next_attempt_at.isoformat()})
-            return jsonify(status="ok", inbox_pending=pending_in, outbox_pending=pending_out)
+            return jsonify(snapshot().as_json())
+
+        @app.get("/metrics")
+        def metrics() -> Any:
+            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
         return app
 

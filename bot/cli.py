@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 
 from jinja2 import TemplateNotFound
 
-from bot import cli_calendar, cli_data, cli_doctor, cli_ops, cli_results, cli_sandbox, cli_scoring
+from bot import cli_backup, cli_calendar, cli_data, cli_doctor, cli_ops, cli_results, cli_sandbox, cli_scoring
 
 # Each module adds its subcommands with add_parsers(subparsers); each subcommand sets
 # `func(args) -> int` as its handler. Listed explicitly so a newcomer sees every command here.
-COMMAND_MODULES: list = [cli_ops, cli_scoring, cli_sandbox, cli_data, cli_results, cli_calendar, cli_doctor]
+COMMAND_MODULES: list = [cli_ops, cli_backup, cli_scoring, cli_sandbox, cli_data, cli_results, cli_calendar,
+                         cli_doctor]
 
 
 class CliError(Exception):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError, default_config_path, load_config
+from bot.sender import current_pause
 from bot.templates import render
 
 # WeCom's 60020 errmsg names the address it saw: "... from ip: 203.0.113.7, more info at ...".
@@ -167,9 +168,9 @@ def check_calendar(config: Config, clock: Clock) -> Check:
 
 
 def outbox_pause_reason(session: Session) -> str | None:
-    """Why sending is paused (a configuration error the sender met), or None. Hook for the sender's pause
-    state; until that is stored, nothing here pauses sending."""
-    return None
+    """Why sending is paused (a configuration error the sender met and has not got past), or None."""
+    pause = current_pause(session)
+    return None if pause is None else pause.reason
 
 
 def check_outbox(engine: Any, clock: Clock) -> Check:

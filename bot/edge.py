@@ -60,8 +60,10 @@ class _TimedParser(HTTPRequestParser):
 
 class _EdgeChannel(HTTPChannel):
     parser_class = _TimedParser
+    sent_anything = False
 
     def received(self, data: bytes) -> bool:
+        self.sent_anything = self.sent_anything or bool(data)
         result = super().received(data)
         server = self.server
         for request in self.requests:
@@ -89,10 +91,16 @@ class EdgeServer(TcpWSGIServer):
         super().maintenance(now)
         cutoff = now - self.request_timeout
         for channel in list(self.active_channels.values()):
+            if channel.will_close or channel.requests:
+                continue
             request = channel.request
-            if request is not None and not channel.requests and request.started_at < cutoff and not channel.will_close:
+            if request is not None and request.started_at < cutoff:
                 channel.will_close = True
                 self.rejections.reject("request_timeout", f"partial request from {channel.addr[0]}")
+            elif request is None and not channel.sent_anything and channel.creation_time < cutoff:
+                # Connected and silent: as much a slot held without a request as a trickled one.
+                channel.will_close = True
+                self.rejections.reject("request_timeout", f"silent connection from {channel.addr[0]}")
 
 
 def waitress_adjustments(server: ServerConfig) -> dict[str, Any]:

@@ -6,10 +6,10 @@ import queue
 import threading
 import zlib
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import outbox
@@ -44,6 +44,21 @@ def store_update(session: Session | Connection, update: Update, clock: Clock) ->
         "received_at": clock.now(),
     }
     return insert_ignoring_duplicates(session, InboxMessage.__table__, [row]) == 1
+
+
+# A callback may carry a timestamp up to an hour ahead (bot/callback.py); a day's margin covers it.
+PRUNE_MARGIN = timedelta(days=1)
+
+
+def prune_dedupe_keys(session: Session, now: datetime, keep_days: int) -> int:
+    """Delete handled inbox rows (and so their dedupe keys) received more than keep_days (+1) ago.
+
+    Safe because the callback refuses any signed message older than keep_days: a replay of a pruned
+    message is refused there instead of being handled twice. Pending rows are never deleted."""
+    cutoff = now - timedelta(days=keep_days) - PRUNE_MARGIN
+    result = session.execute(delete(InboxMessage).where(InboxMessage.status.in_(("done", "failed")),
+                                                        InboxMessage.received_at < cutoff))
+    return int(result.rowcount or 0)
 
 
 class InboxProcessor:

@@ -211,6 +211,14 @@ def _sweep_conversations(ctx: JobContext) -> str:
     return render("ops/sweep.txt.j2", ctx.config.bot.locale, closed=len(expired))
 
 
+def _inbox_prune(ctx: JobContext) -> str:
+    from bot.inbox import prune_dedupe_keys
+
+    keep_days = ctx.config.bot.dedupe_keep_days
+    deleted = prune_dedupe_keys(ctx.session, ctx.bot.clock.now(), keep_days)
+    return render("ops/inbox_prune.txt.j2", ctx.config.bot.locale, deleted=deleted, keep_days=keep_days)
+
+
 # Routine upkeep, run by the same runner but kept out of JOBS (the team's calendar), so views of
 # "what happens next" (jobs list shows both, the sandbox only JOBS) are not drowned in sweeps.
 HOUSEKEEPING: list[JobSpec] = [
@@ -220,6 +228,8 @@ HOUSEKEEPING: list[JobSpec] = [
     JobSpec("calendar_warning", "缺少今年或明年的节假日数据时提醒管理员（每年一次，提前 30 天）",
             _daily_at(lambda _c: calendar_watch.WARN_AT), calendar_watch.missing_year_period,
             calendar_watch.run_warning, catch_up_within=lambda _config: timedelta(days=1)),
+    JobSpec("inbox_prune", "删除超过保留期的已处理消息（去重键）", _daily_at(lambda _c: time(3, 17)), _daily_period,
+            _inbox_prune),
 ]
 
 

@@ -61,6 +61,7 @@ def test_weekly_prompt_fire_times_across_2026_holidays(after: datetime, expected
     ("self_review_reminder", at(2026, 9, 1, 0, 0), at(2026, 9, 30, 15, 5)),
     ("org_sync", at(2026, 11, 27, 10, 7), at(2026, 11, 28, 2, 40)),
     ("conversation_sweep", at(2026, 11, 27, 10, 7), at(2026, 11, 27, 10, 13)),
+    ("inbox_prune", at(2026, 11, 27, 10, 7), at(2026, 11, 28, 3, 17)),
 ])
 def test_other_jobs_fire_times(job_id: str, after: datetime, expected: datetime) -> None:
     assert next_fire(job_id, after) == expected
@@ -82,7 +83,7 @@ def test_configured_times_and_rules_move_the_fire_times() -> None:
 def test_default_times_stay_off_the_hour_and_the_half_hour() -> None:
     after = at(2026, 11, 1, 0, 0)
     for spec, fire in next_fire_times(CONFIG, after):
-        if spec.id not in (*REPORT_JOBS, "org_sync", "conversation_sweep"):
+        if spec.id not in (*REPORT_JOBS, "org_sync", "conversation_sweep", "inbox_prune"):
             continue
         assert fire is not None, spec.id
         assert fire.minute not in (0, 30), f"{spec.id} fires at {fire:%H:%M}"
@@ -93,7 +94,7 @@ def test_every_job_has_a_unique_explicit_id() -> None:
     assert len(ids) == len(set(ids))
     assert {spec.id for spec in JOBS} >= {"weekly_prompt", "weekly_reminder", "weekly_escalation",
                                           "self_review_prompt", "self_review_reminder", "org_sync"}
-    assert [spec.id for spec in HOUSEKEEPING] == ["conversation_sweep", "calendar_warning"]
+    assert [spec.id for spec in HOUSEKEEPING] == ["conversation_sweep", "calendar_warning", "inbox_prune"]
 
 
 # -- catch-up windows and the lease ---------------------------------------------------------------------------
