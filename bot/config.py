@@ -430,11 +430,11 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     _positive(s, "max_body_bytes", max_body, 10 * 1024 * 1024)
     connection_limit = s.get("connection_limit", int, default=1000)
     channel_timeout = s.get("channel_timeout", int, default=30)
-    request_timeout = s.get("request_timeout", int, default=10)
+    request_deadline = s.get("request_timeout", int, default=10)
     max_header = s.get("max_header_bytes", int, default=16384)
     _positive(s, "connection_limit", connection_limit, 100_000)
     _positive(s, "channel_timeout", channel_timeout, 3600)
-    _positive(s, "request_timeout", request_timeout, 3600)
+    _positive(s, "request_timeout", request_deadline, 3600)
     _positive(s, "max_header_bytes", max_header, 1024 * 1024)
     s.check_unknown()
 
@@ -528,7 +528,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         database=DatabaseConfig(url=Secret(db_url)),
         server=ServerConfig(host=host, port=port, threads=threads, max_body_bytes=max_body,
                             connection_limit=connection_limit, channel_timeout=channel_timeout,
-                            request_timeout=request_timeout, max_header_bytes=max_header),
+                            request_timeout=request_deadline, max_header_bytes=max_header),
         org=OrgConfig(admins=tuple(admins), departments=tuple(departments), sync_at=sync_at),
         schedule=ScheduleConfig(timezone=tz, catch_up_grace_hours=grace, tick_seconds=tick,
                                 calendar_file=calendar_file),
