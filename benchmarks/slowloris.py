@@ -154,7 +154,7 @@ def run(name: str, server_extra: str, fake: FakeWeCom, args: argparse.Namespace)
         report(f"{args.connections} slowloris connections", latencies, failures)
         print(f"  attack connections the server dropped (and the attacker reopened): {reopened}")
         try:
-            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10, proxies={"http": "", "https": ""})
             refused = [line for line in metrics.text.splitlines() if line.startswith("kpibot_requests_refused_total")]
             print("  server's refusal counts: " + ("; ".join(refused) if refused else "(none)"))
         except requests.RequestException:
