@@ -9,7 +9,7 @@ It runs twice: against kpibot with waitress's old defaults (connection_limit 100
 120 s, no request deadline, 1 GiB body limit) and with kpibot's edge settings (config.example.toml).
 Bounded in connections, rate and time; loopback only.
 
-    python benchmarks/slowloris.py [--connections 500] [--seconds 30] [--rate 10]
+    python benchmarks/slowloris.py [--connections 500] [--seconds 30] [--rate 10] [--connection-limit N]
 """
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def run(name: str, server_extra: str, fake: FakeWeCom, args: argparse.Namespace)
         report(f"{args.connections} slowloris connections", latencies, failures)
         print(f"  attack connections the server dropped (and the attacker reopened): {reopened}")
         try:
-            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10, proxies={"http": "", "https": ""})
             refused = [line for line in metrics.text.splitlines() if line.startswith("kpibot_requests_refused_total")]
             print("  server's refusal counts: " + ("; ".join(refused) if refused else "(none)"))
         except requests.RequestException:
@@ -170,6 +170,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=10)
     parser.add_argument("--skip-old", action="store_true", help="only the edge settings")
+    parser.add_argument("--connection-limit", type=int, default=None,
+                        help="the edge run's [server] connection_limit (default: config.example.toml's)")
     args = parser.parse_args()
     if not 1 <= args.connections <= 2000 or not 1 <= args.seconds <= 300 or not 0 < args.rate <= 200:
         raise SystemExit("bounded campaign: connections 1..2000, seconds 1..300, rate 0..200")
@@ -184,8 +186,9 @@ def main() -> None:
         if not args.skip_old:
             run("waitress's old defaults (connection_limit 100, channel_timeout 120 s, no deadline)", OLD_DEFAULTS,
                 fake, args)
-        run("kpibot's edge (config.example.toml: connection_limit 1000, channel_timeout 30 s, request_timeout 10 s)",
-            "", fake, args)
+        limit = args.connection_limit
+        run(f"kpibot's edge (connection_limit {limit or 1000}, channel_timeout 30 s, request_timeout 10 s)",
+            f"connection_limit = {limit}" if limit else "", fake, args)
         print("\ntarget: callback p99 < 1 s during the attack, 0 unanswered")
     finally:
         fake.stop()

@@ -16,6 +16,9 @@ from bot.schedule import JobRunner
 from bot.templates import render
 from tests.harness import BotEnv
 
+# Straight to the local server: an HTTP(S)_PROXY in the environment must not reroute these.
+LOOPBACK = requests.Session()
+LOOPBACK.trust_env = False
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
 
@@ -120,13 +123,13 @@ def test_healthz_and_metrics_report_backlog_failures_last_runs_and_refusals(bot_
     assert bot_env.chat.sender.post_raw(b"<xml/>", {}).status == 400
     base = f"http://127.0.0.1:{bot_env.port}"
 
-    health = requests.get(f"{base}/healthz", timeout=5).json()
+    health = LOOPBACK.get(f"{base}/healthz", timeout=5).json()
     assert health["status"] == "ok" and health["outbox_failed"] == 1 and health["outbox_backlog"] == 0
     assert health["jobs"]["inbox_prune"]["status"] == "done"
     assert health["jobs"]["month_close"] is None  # never ran: listed, so a missing job is visible
     assert health["requests_refused"] == {"missing_parameters": 1}
 
-    response = requests.get(f"{base}/metrics", timeout=5)
+    response = LOOPBACK.get(f"{base}/metrics", timeout=5)
     assert response.headers["Content-Type"].startswith("text/plain")
     text = response.text
     assert "kpibot_outbox_failed 1.0" in text and "kpibot_outbox_backlog 0.0" in text
@@ -140,6 +143,6 @@ def test_backlog_counts_what_is_written_but_not_delivered(bot_env: BotEnv) -> No
     with transaction(bot_env.bot.sessions) as session:
         for number in range(3):
             enqueue(session, f"k:{number}", Outgoing.text("lina", f"第 {number} 条"), bot_env.clock.now())
-    health = requests.get(f"http://127.0.0.1:{bot_env.port}/healthz", timeout=5).json()
+    health = LOOPBACK.get(f"http://127.0.0.1:{bot_env.port}/healthz", timeout=5).json()
     assert health["outbox_backlog"] == 3 and health["outbox_oldest_backlog_at"] is not None
-    assert "kpibot_outbox_backlog 3.0" in requests.get(f"http://127.0.0.1:{bot_env.port}/metrics", timeout=5).text
+    assert "kpibot_outbox_backlog 3.0" in LOOPBACK.get(f"http://127.0.0.1:{bot_env.port}/metrics", timeout=5).text
