@@ -1247,11 +1247,13 @@ class FakeWeCom:
         invalid_users: list[str] = []
         invalid_parties: list[str] = []
         if touser == "@all":
-            recipients.update((m.userid, None) for m in self._members.values() if m.status == 1)
+            recipients.update((m.userid, None) for m in self._members.values()
+                              if m.status == 1 and self._visible_member(m))
         else:
             for userid in filter(None, touser.split("|")):
                 member = self._members.get(userid)
-                if member is not None and member.status == 1:
+                # Only people inside the app's 可见范围 can receive its messages (wecom.md §2).
+                if member is not None and member.status == 1 and self._visible_member(member):
                     recipients[userid] = None
                 elif userid.lower() not in invalid_users:
                     invalid_users.append(userid.lower())  # WeCom reports invalid ids lowercased
@@ -1259,7 +1261,8 @@ class FakeWeCom:
             if not party.isdigit() or int(party) not in self._departments:
                 invalid_parties.append(party)
                 continue
-            recipients.update((m.userid, None) for m in self._members_in(int(party), recursive=True) if m.status == 1)
+            recipients.update((m.userid, None) for m in self._members_in(int(party), recursive=True)
+                              if m.status == 1 and self._visible_member(m))
         invalid = {
             "invaliduser": "|".join(invalid_users),
             "invalidparty": "|".join(invalid_parties),

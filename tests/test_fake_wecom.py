@@ -655,6 +655,16 @@ def test_the_apps_visibility_limits_what_the_contacts_api_answers(client: LocalC
     assert client.user.get("alice")["direct_leader"] == ["dora"]
 
 
+def test_only_people_inside_the_apps_visibility_receive_its_messages(client: LocalClient, fake: FakeWeCom) -> None:
+    fake.set_visibility(departments=(3,))
+    answer = send_text(client, "alice|dora", "通知")
+    assert answer["invaliduser"] == "dora"
+    assert [m.touser for m in fake.delivered()] == ["alice"]
+    with pytest.raises(WeChatClientException) as raised:
+        send_text(client, "dora", "通知")
+    assert raised.value.errcode == 81013  # every recipient invalid
+
+
 # ---------------------------------------------------------------- customer-contact statistics
 
 
