@@ -209,6 +209,9 @@ def _sweep_conversations(ctx: JobContext) -> str:
 HOUSEKEEPING: list[JobSpec] = [
     JobSpec("conversation_sweep", "关闭超时的对话（保留草稿）", _sweep_trigger, _sweep_period, _sweep_conversations,
             catch_up_within=lambda _config: timedelta(minutes=SWEEP_EVERY_MINUTES)),
+    # An admin's acceptance (chat or CLI) of a data-quality finding releases held results within minutes.
+    JobSpec("quality_release", "发布数据质量问题已被接受的结果", _sweep_trigger, _sweep_period, results.run_release_job,
+            catch_up_within=lambda _config: timedelta(minutes=SWEEP_EVERY_MINUTES)),
 ]
 
 
