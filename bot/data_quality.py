@@ -153,15 +153,18 @@ def read_activity(session: Session, userids: Sequence[str], first: date, last: d
     found = Activity()
     for start in range(0, len(userids), CHUNK):
         chunk = list(userids[start:start + CHUNK])
-        for row in session.scalars(select(WeComBehaviorDay).where(
-                WeComBehaviorDay.userid.in_(chunk), WeComBehaviorDay.day >= first, WeComBehaviorDay.day <= last)):
-            found.behavior[row.userid][row.day] = bool(row.chat_cnt or row.message_cnt or row.new_contact_cnt
-                                                       or row.new_apply_cnt or row.negative_feedback_cnt)
-        for row in session.scalars(select(WeComGroupDay).where(
-                WeComGroupDay.owner.in_(chunk), WeComGroupDay.day >= first, WeComGroupDay.day <= last)):
-            found.groups[row.owner][row.day] = bool(row.chat_total or row.member_total)
-            if row.chat_total > 0 and row.member_total == 0:
-                found.empty_groups[row.owner].append((row.day, row.chat_total))
+        # Plain columns, not ORM objects: a close reads two months of days for every member.
+        b = WeComBehaviorDay
+        for userid, day, *counts in session.execute(select(
+                b.userid, b.day, b.chat_cnt, b.message_cnt, b.new_contact_cnt, b.new_apply_cnt,
+                b.negative_feedback_cnt).where(b.userid.in_(chunk), b.day >= first, b.day <= last)):
+            found.behavior[userid][day] = any(counts)
+        g = WeComGroupDay
+        for owner, day, chats, members in session.execute(select(g.owner, g.day, g.chat_total, g.member_total).where(
+                g.owner.in_(chunk), g.day >= first, g.day <= last)):
+            found.groups[owner][day] = bool(chats or members)
+            if chats > 0 and members == 0:
+                found.empty_groups[owner].append((day, chats))
     for days in found.empty_groups.values():
         days.sort()
     return found
@@ -208,17 +211,15 @@ def source_findings(period: str, userids: Sequence[str], keys: Mapping[str, tupl
 
 def flag_findings(flags: Iterable[Any], keys: Mapping[str, tuple[str, ...]], activity: Activity, first: date,
                   quiet: set[str]) -> list[Finding]:
-    """bot.indicator_sources' DataFlags as findings. Missing days hold a result back only when the member has some
-    figures in the period (a gap in synced data); with none at all the values are simply missing."""
+    """bot.indicator_sources' DataFlags as findings. Missing days are a gap in synced data only when the member has
+    some figures in the period; with none at all (no sync, or a member it does not cover) the values are simply
+    missing, which the result says, and a vanished source after a history is a collapse."""
     found = []
     for flag in flags:
-        if flag.kind == "missing_days" and flag.userid in quiet:
-            continue  # the collapse already says it
-        severity = None
-        if flag.kind == "missing_days" and not any(d >= first for d in activity.behavior.get(flag.userid, {})):
-            severity = Severity.NOTE
-        found.append(Finding(flag.kind, flag.period, (flag.userid,), dict(flag.detail), keys.get(flag.userid, ()),
-                             severity))
+        if flag.kind == "missing_days" and (flag.userid in quiet or not any(
+                d >= first for d in activity.behavior.get(flag.userid, {}))):
+            continue
+        found.append(Finding(flag.kind, flag.period, (flag.userid,), dict(flag.detail), keys.get(flag.userid, ())))
     return found
 
 
@@ -240,7 +241,7 @@ def team_jumps(period: str, members: Mapping[str, MemberData], schemes: Mapping[
             if value is not WAIVED and key in names and key not in ratings:
                 groups[(scheme.key, key, sub)][userid] = value  # type: ignore[assignment]
     found = []
-    for (scheme_key, key, sub), values in sorted(groups.items()):
+    for (_, key, sub), values in sorted(groups.items()):
         for outlier in peer_outliers(values, percent=percent):
             scheme = schemes[outlier.member]
             found.append(Finding("jump_team", period, (outlier.member,), {

@@ -622,7 +622,7 @@ def quality_findings(session: Session, config: Config, computed: Computed, now: 
 
 def quality_summary(findings: Sequence[data_quality.Finding], accepted: Sequence[Any], roster: Roster,
                     config: Config) -> dict[str, Any]:
-    names = {u: roster.org.name(u) for f in findings[:data_quality.WORST_SHOWN * 4] for u in f.userids}
+    names = {u: roster.org.name(u) for f in findings for u in f.userids}
     return data_quality.summary(findings, accepted, names, config.bot.locale)
 
 
@@ -707,6 +707,8 @@ class CloseReport:
     jumps: int
     managers: int
     skipped: list[str]  # periods already published
+    findings: int = 0  # the data-quality gate's findings
+    doubtful: int = 0  # results its findings would hold back
 
 
 def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, month_text: str, *,
@@ -751,6 +753,8 @@ def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, 
         report.complete += sum(1 for r in results if r.complete)
         report.incomplete += sum(1 for r in results if not r.complete)
         report.jumps += len(jumps)
+        report.findings += len(findings)
+        report.doubtful += len(doubtful)
         jumps_by_member: dict[str, list[Jump]] = defaultdict(list)
         for jump in jumps:
             jumps_by_member[jump.userid].append(jump)
@@ -830,6 +834,7 @@ class PublishReport:
     idps: int
     members_messaged: int
     managers_messaged: int
+    doubtful: int = 0  # of held_back: complete, but held by the data-quality gate
 
 
 def _suggestions(result: MemberResult, scheme: Scheme, shortfall_keys: Sequence[str], idp_opened: bool
@@ -903,6 +908,7 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
         else:
             held_back.append(userid)
     report.held_back += len(held_back)
+    report.doubtful += sum(1 for u in held_back if computed.results[u].complete)
     sizes = _team_sizes(final.values())
     combined = PeriodResults("all", period, tuple(final[u] for u in sorted(final)))
 

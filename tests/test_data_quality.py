@@ -23,7 +23,7 @@ from bot.models import AuditEntry, OutboxMessage, PeriodResult, QualityAcceptanc
 from bot.results import period_quality
 from bot.sandbox import Sandbox, start_sandbox
 from bot.templates import render
-from scoring import Period
+from scoring import WAIVED, MemberData, Period
 from tests.test_sandbox_api import Api
 from tests.test_sandbox_seed import ask
 
@@ -264,7 +264,6 @@ def test_an_outage_spares_the_members_whose_doubted_values_are_waived_and_holds_
     from bot.data_quality import check, held
     from bot.db import make_session_factory
     from bot.models import WeComGroupDay
-    from scoring import WAIVED, MemberData
 
     scheme = cached_scheme("seed-executor")
     people = ("zhangwei", "liuyang", "huangli")
@@ -289,3 +288,32 @@ def test_an_outage_spares_the_members_whose_doubted_values_are_waived_and_holds_
     assert outage.userids == ("liuyang", "zhangwei") and outage.holds
     assert (outage.detail["first"], outage.detail["last"]) == (date(2026, 12, 2), date(2026, 12, 31))
     assert set(held(findings, [])) == {"liuyang", "zhangwei"}
+
+
+def test_days_missing_among_synced_days_hold_a_result_and_a_member_never_synced_is_only_missing(engine: Any
+                                                                                              ) -> None:
+    from bot.appraisal import cached_scheme
+    from bot.data_quality import check, held
+    from bot.db import make_session_factory
+    from bot.models import WeComBehaviorDay
+
+    scheme = cached_scheme("seed-executor")
+    sessions = make_session_factory(engine)
+    gap = {date(2026, 12, 9), date(2026, 12, 10)}
+    with transaction(sessions) as session:
+        for offset in range(-10, 31):
+            day = date(2026, 12, 1) + timedelta(days=offset)
+            if day not in gap:
+                session.add(WeComBehaviorDay(userid="zhangwei", day=day, chat_cnt=12, message_cnt=40,
+                                             reply_percentage=Decimal(95), avg_reply_time=Decimal(10),
+                                             negative_feedback_cnt=0, new_apply_cnt=2, new_contact_cnt=2,
+                                             fetched_at=datetime(2027, 1, 2, tzinfo=SHANGHAI)))
+    members = {u: MemberData(u, "lina", "2", {}) for u in ("zhangwei", "liuyang")}
+    with transaction(sessions) as session:
+        findings = check(session, "2026-12", members, {u: scheme for u in members}, today=date(2027, 1, 8),
+                         jump_percent=50)
+    [missing] = [f for f in findings if f.kind == "missing_days"]
+    assert missing.userids == ("zhangwei",) and missing.holds
+    assert (missing.detail["days"], missing.detail["first"]) == (2, date(2026, 12, 9))
+    assert "liuyang" not in held(findings, [])
+    assert "有 2 天没有企业微信统计，结果暂不发布" in finding_text(missing, {"zhangwei": "张伟"})

@@ -326,8 +326,8 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                                   ("张伟，/result 只能查看你自己的结果，不能查看「刘洋」的。",)),
     "results/error.txt.j2": ({"code": "calibrate.incomplete", "p": {"name": "张伟", "missing": ["粉丝净增长率（2026-11）"]}},
                              ("张伟 的结果还缺数据（粉丝净增长率（2026-11））",)),
-    "results/job_detail.txt.j2": ({"job": "publish", "report": PublishReport(["2026-11"], 6, 0, 7, 1, 6, 3)},
-                                  ("发布 2026-11：新发布 6 人", "待补数据 7 人，开启 IDP 1 个")),
+    "results/job_detail.txt.j2": ({"job": "publish", "report": PublishReport(["2026-11"], 6, 0, 7, 1, 6, 3, 2)},
+                                  ("发布 2026-11：新发布 6 人", "待补数据 5 人，数据存疑暂不发布 2 人，开启 IDP 1 个")),
     "results/progress.txt.j2": ({"label": "发布 2026-11", "stage": "publish", "done": 200, "total": 2001},
                                 ("发布 2026-11：发布结果 200/2001",)),
     "results/cli_import.txt.j2": ({"path": "nov.csv", "rows": 42, "dry_run": False, "members": 6,
@@ -362,6 +362,6 @@ def test_every_results_error_and_view_error_has_its_sentence() -> None:
         text = render("results/view_error.txt.j2", code=code, name="张伟", text="x", manager=True, period="2026-11",
                       publish_at=NOW, publish_workday=7)
         assert code not in text and "张伟" in text or "期间" in text
-    assert render("results/job_detail.txt.j2", job="close",
-                  report=CloseReport(["2026-11"], 13, 12, 1, 2, 3, [])).startswith("结账 2026-11：13 人")
+    close = render("results/job_detail.txt.j2", job="close", report=CloseReport(["2026-11"], 13, 12, 1, 2, 3, [], 4, 2))
+    assert close.startswith("结账 2026-11：13 人") and "数据质量问题 4 条（2 人的结果因此暂不发布）" in close
     assert period_label("2026") == "2026年度" and period_label("2026-11") == "2026年11月"
