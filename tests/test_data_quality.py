@@ -169,6 +169,16 @@ def test_the_broken_demo_day_shows_the_gate_in_the_one_close_message(played: San
     broken = demo_stats.broken_day(date(2026, 12, 2))
     assert f"黄丽：名下有 6 个客户群，但 {broken} 群成员数为 0" in close
     assert "有群无成员 1" in close and "暂不发布" not in close.split("**数据质量**")[1].split("\n")[0]
+    with transaction(played.bot.sessions) as session:
+        keys = session.scalars(select(OutboxMessage.idempotency_key).where(
+            OutboxMessage.idempotency_key.like("close:%:admin:zhoumin%"))).all()
+    # December closes the quarter and the year too: one message each, none cut into pieces.
+    played_keys = sorted(k for k in keys if k.split(":")[1] in ("2026-12", "2026-Q4", "2026"))
+    assert played_keys == ["close:2026-12:admin:zhoumin", "close:2026-Q4:admin:zhoumin", "close:2026:admin:zhoumin"]
+    with transaction(played.bot.sessions) as session:
+        pieces = session.scalars(select(OutboxMessage.idempotency_key).where(
+            OutboxMessage.idempotency_key.like("close:%#%"))).all()
+    assert pieces == []  # no draft or missing-data list is cut into bubbles either (a name here, its list there)
 
 
 def test_the_overview_labels_each_figure_and_its_averages_agree_with_the_team_summaries(played: Sandbox) -> None:
