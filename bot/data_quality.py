@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.models import AuditEntry, QualityAcceptance, WeComBehaviorDay, WeComGroupDay
@@ -361,6 +361,16 @@ def accept(session: Session, *, period: str, kind: str, userid: str | None, reas
     session.add(AuditEntry(at=now, actor=actor, action="quality.accept", subject=userid or period, detail={
         "period": period, "kind": kind, "userid": userid, "reason": reason.strip()}))
     return row
+
+
+def mark_released(session: Session, rows: Sequence[QualityAcceptance], now: datetime) -> None:
+    """A publication took these acceptances into account: none of them waits for a release any more (one made
+    while it ran is not among them and still gets its own)."""
+    ids = [row.id for row in rows]
+    if ids:
+        session.execute(update(QualityAcceptance).where(QualityAcceptance.id.in_(ids),
+                                                        QualityAcceptance.released_at.is_(None))
+                        .values(released_at=now))
 
 
 def pending_releases(session: Session) -> list[QualityAcceptance]:

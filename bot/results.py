@@ -989,6 +989,7 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
 
     def overview(session: Session) -> None:
         _set_state(session, text, "published", now)
+        data_quality.mark_released(session, accepted, now)
         departments = _department_views(roster, final, computed, leniency, held_back, idps, shortfalls)
         quality = quality_summary(findings, accepted, roster, config)
         held_doubtful = sum(1 for u in held_back if computed.results[u].complete)
@@ -1323,11 +1324,7 @@ def release_accepted(sessions: sessionmaker[Session], config: Config, now: datet
     periods = sorted({row.period for row in pending
                       if (state := states[row.period]) is not None and state.state == "published"})
     for text in periods:
-        publish(sessions, config, now, str(last_month_of(Period.parse(text))))
-        with transaction(sessions) as session:
-            for row in data_quality.pending_releases(session):
-                if row.period == text:
-                    row.released_at = now
+        publish(sessions, config, now, str(last_month_of(Period.parse(text))))  # marks the acceptances released
     return periods
 
 
