@@ -118,6 +118,7 @@ def _progress_printer(first: date, last: date) -> Callable[[int, int], None]:
 def cmd_wecom_metrics(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
+    from bot.data_quality import finding_text, wecom_findings
     from bot.db import transaction
     from bot.indicator_sources import data_quality_flags, period_days, wecom_metrics
     from bot.models import Member
@@ -137,9 +138,11 @@ def cmd_wecom_metrics(args: argparse.Namespace) -> int:
             first, last = period_days(period)
             values = wecom_metrics(session, userids, first, last)
             flags = data_quality_flags(session, userids, period, today=wecom_today(bot.clock.now()))
+            findings = wecom_findings(session, period, userids, values, today=wecom_today(bot.clock.now()))
         rows = [{"userid": u, "name": names.get(u, u), "values": values.get(u, {})} for u in userids]
         print(render("wecom_stats/metrics.txt.j2", period=period, first=first, last=last, rows=rows,
-                     metrics=METRICS, flags=flags, names=names))
+                     metrics=METRICS, flags=flags, names=names,
+                     findings=[finding_text(f, names, bot.config.bot.locale) for f in findings]))
         return 0
     finally:
         bot.engine.dispose()

@@ -49,6 +49,20 @@ def add_parsers(subparsers: Any) -> None:
     reopen.add_argument("--reason", required=True, help="重新开放的理由")
     reopen.set_defaults(func=cmd_results_reopen)
 
+    quality = results.add_parser("quality", help="列出某期间的全部数据质量问题（结账、发布前的检查），可导出 CSV")
+    quality.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
+    quality.add_argument("--format", choices=("text", "csv"), default="text", help="格式（默认 text）")
+    quality.add_argument("--output", metavar="FILE", help="输出文件（默认输出到屏幕）")
+    quality.set_defaults(func=cmd_results_quality)
+
+    accept = results.add_parser("accept", help="核实后接受某期间的数据质量问题，放行因此暂不发布的结果（记入审计）")
+    accept.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
+    accept.add_argument("--kind", required=True, metavar="KIND", help="问题类型（见 results quality），all 表示全部")
+    accept.add_argument("--member", metavar="USERID", help="只接受这位成员的（默认全部成员）")
+    accept.add_argument("--reason", required=True, help="接受的理由")
+    accept.add_argument("--by", default="cli", metavar="USERID", help="记录为谁接受（默认 cli）")
+    accept.set_defaults(func=cmd_results_accept)
+
 
 def _progress(label: str) -> Callable[[str, int, int], None]:
     def show(stage: str, done: int, total: int) -> None:
@@ -274,9 +288,10 @@ def cmd_results_reopen(args: argparse.Namespace) -> int:
 
 
 # -- results export ---------------------------------------------------------------------------------------------
-BASE_COLUMNS = ("userid", "name", "department", "team", "scheme", "status", "complete", "total", "original_total",
-                "grade", "bonus_class", "bonus", "rank_in_team", "rank_in_department", "calibrated",
-                "calibration_reason", "missing", "provisional")
+# team: the member's own department (their team's unit); manager: who rates them (empty at the top).
+BASE_COLUMNS = ("userid", "name", "department", "team", "manager", "manager_userid", "scheme", "scheme_name",
+                "status", "complete", "total", "original_total", "grade", "bonus_class", "bonus", "rank_in_team",
+                "rank_in_department", "calibrated", "calibration_reason", "missing", "provisional")
 
 
 def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
@@ -304,7 +319,9 @@ def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
         final = result["complete"] and appraised
         lines.append([
             row.userid, row.data.get("name", row.userid), row.data.get("department_name", ""),
-            row.data.get("team_name", ""), row.data.get("scheme", {}).get("key", row.scheme_key), row.status,
+            row.data.get("team_department_name", ""), row.data.get("team_name", ""), row.team or "",
+            row.data.get("scheme", {}).get("key", row.scheme_key), row.data.get("scheme", {}).get("name", ""),
+            row.status,
             "yes" if result["complete"] else "no", result["total"] if appraised else "",
             result["original_total"] if appraised else "", result["grade"] if final else "",
             result["bonus_class"] if final and result["bonus_class"] is not None else "",
@@ -374,3 +391,71 @@ def _write_xlsx(path: Path, period: str, header: list[str], lines: list[list[Any
             cells.append(value)
         sheet.append(cells)
     workbook.save(path)
+
+
+# -- the data-quality gate ---------------------------------------------------------------------------------------
+QUALITY_COLUMNS = ("kind", "severity", "accepted", "userids", "names", "keys", "message")
+
+
+def _period_arg(text: str) -> Any:
+    from scoring import Period, PeriodError
+
+    try:
+        return Period.parse(text)
+    except PeriodError:
+        raise _fail(render("cli/error.txt.j2", code="period.invalid", params={"period": text})) from None
+
+
+def cmd_results_quality(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.data_quality import accepted, finding_text
+    from bot.results import period_quality
+
+    period = _period_arg(args.period)
+    config, engine, sessions = _sessions(args)
+    try:
+        quality = period_quality(sessions, config, period, SystemClock().now())
+    finally:
+        engine.dispose()
+    names = quality.names()
+    lines = [[f.kind, f.level.value, "yes" if accepted(f, quality.accepted) else "no", " ".join(f.userids),
+              "、".join(names.get(u, u) for u in f.userids), " ".join(f.keys), finding_text(f, names, config.bot.locale)]
+             for f in quality.findings]
+    if args.format == "csv":
+        if args.output:
+            with Path(args.output).open("w", encoding="utf-8-sig", newline="") as handle:
+                _write_csv(handle, list(QUALITY_COLUMNS), lines)
+        else:
+            _write_csv(sys.stdout, list(QUALITY_COLUMNS), lines)
+        return 0
+    text = render("quality/cli_list.txt.j2", period=str(period), rows=[dict(zip(QUALITY_COLUMNS, line)) for line in lines])
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_results_accept(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.data_quality import ALL, AcceptError, accept
+    from bot.db import transaction
+    from bot.results import release_accepted
+
+    period = _period_arg(args.period)
+    kind = ALL if args.kind.lower() in ("all", ALL) else args.kind
+    now = SystemClock().now()
+    config, engine, sessions = _sessions(args)
+    try:
+        try:
+            with transaction(sessions) as session:
+                accept(session, period=str(period), kind=kind, userid=args.member, reason=args.reason,
+                       actor=args.by, now=now)
+        except AcceptError as error:
+            raise _fail(render("quality/error.txt.j2", code=error.code, p=error.params)) from None
+        released = release_accepted(sessions, config, now)
+    finally:
+        engine.dispose()
+    print(render("quality/accepted.txt.j2", period=str(period), kind=kind, member=args.member or "",
+                 released=str(period) in released))
+    return 0

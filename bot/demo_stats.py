@@ -1,4 +1,6 @@
-"""Sample customer-contact statistics for the demo team: ~90 days of daily figures the fake WeCom serves."""
+"""Sample customer-contact statistics for the demo team: daily figures the fake WeCom serves, before the sandbox's
+start and on after it (the fake gives no day before it is over), and one deliberately broken day for the
+data-quality gate to find."""
 from __future__ import annotations
 
 import random
@@ -60,9 +62,28 @@ def _draw(rng: random.Random, bounds: tuple[int, int]) -> int:
     return rng.randint(bounds[0], bounds[1])
 
 
+# Days of figures generated after the start: a sandbox is played for weeks, at most a few months.
+AHEAD_DAYS = 400
+# The broken day: one member's group statistics say 0 group members although they own groups (a WeCom glitch),
+# mid-month so it spoils no period's start or end: the gate shows it and the month still publishes.
+BROKEN_MEMBER = "huangli"
+BROKEN_DAY_OF_MONTH = 12
+
+
 def daily_figures(userid: str, today: date, days: int = 90) -> tuple[dict[date, dict[str, Any]],
                                                                       dict[date, dict[str, int]], int]:
     """One person's behaviour and group figures for the `days` days up to yesterday, and their customers now."""
+    behavior, groups, counts = figure_series(userid, today, days)
+    yesterday = today - timedelta(days=1)
+    return ({d: v for d, v in behavior.items() if d <= yesterday}, {d: v for d, v in groups.items() if d <= yesterday},
+            counts.get(yesterday, PROFILES.get(userid, NORMAL).customers_at_start))
+
+
+def figure_series(userid: str, today: date, days: int = 90, ahead: int = 0
+                  ) -> tuple[dict[date, dict[str, Any]], dict[date, dict[str, int]], dict[date, int]]:
+    """One person's behaviour and group figures from `days` days before today to `ahead` days after it, and their
+    customer count at the end of each of those days. The days after today continue the same story (the same
+    draws in the same order), so history is the same whatever `ahead` is."""
     profile = PROFILES.get(userid, NORMAL)
     rng = random.Random(f"kpibot-demo-stats:{userid}")
     first = today - timedelta(days=days)
@@ -72,13 +93,14 @@ def daily_figures(userid: str, today: date, days: int = 90) -> tuple[dict[date, 
     members = profile.group_members_at_start
     burst_day = today - timedelta(days=profile.burst[0]) if profile.burst else None
     burst_deletions: dict[date, int] = {}
+    counts: dict[date, int] = {}
     if profile.burst and burst_day is not None:
         left = profile.burst[2]
         for offset in range(1, 7):  # spread over the six days after the burst
             share = left // (7 - offset)
             burst_deletions[burst_day + timedelta(days=offset)] = share
             left -= share
-    for offset in range(days):
+    for offset in range(days + ahead):
         day = first + timedelta(days=offset)
         new = _draw(rng, profile.new_contacts)
         lost = _draw(rng, profile.lost_contacts)
@@ -93,7 +115,8 @@ def daily_figures(userid: str, today: date, days: int = 90) -> tuple[dict[date, 
             entry["avg_reply_time"] = _draw(rng, profile.reply_minutes)
             entry["reply_percentage"] = float(_draw(rng, profile.reply_percent))
         behavior[day] = entry
-        customers += new - lost
+        customers = max(0, customers + new - lost)
+        counts[day] = customers
         joins, quits = _draw(rng, profile.group_joins), _draw(rng, profile.group_quits)
         members = max(0, members + joins - quits)
         speakers = round(members * _draw(rng, profile.speaking_percent) / 100)
@@ -101,15 +124,33 @@ def daily_figures(userid: str, today: date, days: int = 90) -> tuple[dict[date, 
                        "chat_has_msg": max(1, round(profile.groups * min(1.0, speakers / 15))),
                        "new_member_cnt": joins, "member_total": members, "member_has_msg": speakers,
                        "msg_total": speakers * _draw(rng, (2, 5))}
-    return behavior, groups, customers
+    return behavior, groups, counts
 
 
-def populate(fake: Any, today: date, days: int = 90) -> None:
-    """Load the sample team's statistics for the `days` days before `today` into a FakeWeCom (after demo_org)."""
+def populate(fake: Any, today: date, days: int = 90, ahead: int = 0) -> None:
+    """Load the sample team's statistics for the `days` days before `today` (and the `ahead` days from it on)
+    into a FakeWeCom (after demo_org). With `ahead`, the customer count follows the fake's clock day by day."""
     for person in DEMO_PEOPLE:
-        behavior, groups, customers = daily_figures(person.userid, today, days)
+        behavior, groups, counts = figure_series(person.userid, today, days, ahead)
         for day, fields in behavior.items():
             fake.set_behavior_data(person.userid, day, **fields)
         for day, fields in groups.items():
             fake.set_group_statistic(person.userid, day, **fields)
-        fake.set_customer_count(person.userid, customers)
+        yesterday = today - timedelta(days=1)
+        fake.set_customer_count(person.userid, counts.get(yesterday, PROFILES.get(person.userid,
+                                                                                  NORMAL).customers_at_start))
+        if ahead:
+            fake.set_customer_counts(person.userid, counts)
+
+
+def broken_day(today: date) -> date:
+    """The day of the sandbox's month whose group figures are broken (before or after the start)."""
+    return today.replace(day=BROKEN_DAY_OF_MONTH)
+
+
+def break_one_day(fake: Any, today: date) -> date:
+    """One member's group figures of one day say they own groups with nobody in them: the data-quality gate
+    reports it (a typed finding in the close's one admin message); the rest of the month is untouched."""
+    day = broken_day(today)
+    fake.set_group_statistic(BROKEN_MEMBER, day, member_total=0, member_has_msg=0, msg_total=0)
+    return day

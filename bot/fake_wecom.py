@@ -392,6 +392,9 @@ class FakeWeCom:
         self._behavior: dict[tuple[str, date], dict[str, float]] = {}
         self._group_statistics: dict[tuple[str, date], dict[str, int]] = {}
         self._customers: dict[str, int] = {}
+        # Customer counts by day (end of day), for a fake whose clock moves: externalcontact/list answers the
+        # count at the end of the latest day before today.
+        self._customer_days: dict[str, dict[date, int]] = {}
         self._stats_allowed = True
         self._visible_departments: frozenset[int] = frozenset({1})
         self._visible_users: frozenset[str] = frozenset()
@@ -592,6 +595,16 @@ class FakeWeCom:
             raise ValueError("a customer count cannot be negative")
         with self._condition:
             self._customers[userid] = count
+            self._customer_days.pop(userid, None)
+
+    def set_customer_counts(self, userid: str, counts: Mapping[date, int]) -> None:
+        """A member's customer count at the end of each day: as the fake's clock moves on, externalcontact/list
+        answers the count of the latest of these days before today (the count set by set_customer_count before
+        the first of them)."""
+        if any(count < 0 for count in counts.values()):
+            raise ValueError("a customer count cannot be negative")
+        with self._condition:
+            self._customer_days[userid] = dict(counts)
 
     def set_stats_permission(self, allowed: bool) -> None:
         """Whether the app may call the customer-contact APIs; when not, they answer 48002."""
@@ -1132,6 +1145,10 @@ class FakeWeCom:
         self._known_userids([userid])
         self._check_customer_contact([userid])
         count = self._customers.get(userid, 0)
+        today = now.astimezone(SHANGHAI).date()
+        past = [day for day in self._customer_days.get(userid, {}) if day < today]
+        if past:
+            count = self._customer_days[userid][max(past)]
         if count == 0:
             raise _ApiError(84061, "not external contact")
         return {"external_userid": [f"wm{userid}_{index:06d}" for index in range(count)]}

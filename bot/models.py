@@ -582,3 +582,19 @@ class MemberVisit(Base):
     userid: Mapped[str] = mapped_column(String(USERID_LENGTH), primary_key=True)
     last_entered_at: Mapped[datetime]
     welcomed_at: Mapped[datetime | None]
+class QualityAcceptance(Base):
+    """An admin's explicit acceptance of data-quality findings for a period (a kind, or all; one member, or all):
+    the findings it covers stop holding results back. `released_at` marks that a published period's held results
+    were re-published after it."""
+
+    __tablename__ = "quality_acceptances"
+    __table_args__ = (Index("ix_quality_acceptances_period", "period"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(32))  # a finding kind, or "*" for every kind
+    userid: Mapped[str | None] = mapped_column(String(USERID_LENGTH))  # None: every member
+    reason: Mapped[str] = mapped_column(Text)
+    accepted_by: Mapped[str] = mapped_column(String(USERID_LENGTH))
+    accepted_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]

@@ -13,14 +13,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import outbox, pausepoints, plain_text
+from bot import data_quality, outbox, pausepoints, plain_text
 from bot.appraisal import cached_scheme, department_parents, scheme_name_for
 from bot.config import Config
 from bot.db import transaction
@@ -70,6 +70,8 @@ SELF_REVIEW_SOURCES = frozenset({"self_review", "self"})
 IDP_ITEM_KINDS = ("training", "mentorship", "review")
 # Rows of a team table shown in one chat reply; the full list is `kpibot results export`.
 ROWS_SHOWN = 100
+# Members named in an admin's close or publication message; the rest are counted and one command away.
+ADMIN_NAMES_SHOWN = 5
 # A performance indicator under this score is named in the member's suggestions (at most the two weakest).
 IMPROVE_BELOW = Decimal(80)
 Progress = Callable[[str, int, int], None]
@@ -169,6 +171,7 @@ class Roster:
     scheme_names: dict[str, str]
     departments: dict[str, str | None]
     department_names: dict[str, str]
+    main_departments: dict[str, str | None] = field(default_factory=dict)  # the member's own (team's) department
 
     @classmethod
     def load(cls, session: Session, config: Config) -> Roster:
@@ -177,12 +180,14 @@ class Roster:
         names = {str(d.id): d.name for d in session.scalars(select(Department))}
         scheme_names: dict[str, str] = {}
         departments: dict[str, str | None] = {}
+        mains: dict[str, str | None] = {}
         for userid, member in org.members.items():
             department_ids = list(member.department_ids or ())
             scheme_names[userid] = scheme_name_for(userid, department_ids, parents, config.appraisal)
             main = member.main_department or (department_ids[0] if department_ids else None)
             departments[userid] = str(_first_level(main, parents)) if main is not None else None
-        return cls(org, scheme_names, departments, names)
+            mains[userid] = str(main) if main is not None else None
+        return cls(org, scheme_names, departments, names, mains)
 
     @property
     def userids(self) -> list[str]:
@@ -537,7 +542,10 @@ def _frozen(result: MemberResult, scheme: Scheme, roster: Roster, comments: Sequ
         "scheme": {"key": scheme.key, "name": scheme.name},
         "name": roster.org.name(result.member),
         "team_name": roster.org.name(result.team) if result.team else "",
+        "team_department_name": roster.department_name(roster.main_departments.get(result.member)),
         "department_name": roster.department_name(result.department),
+        "not_due": _not_due(result, scheme),
+        "scheme_behavior_share": str(_behavior_share(scheme)),
         "team_size": team_size,
         "names": {**{m.key: m.name for m in scheme.metrics}, **{i.key: i.name for i in scheme.indicators}},
         "units": {**{m.key: m.unit for m in scheme.metrics}, **{i.key: i.unit for i in scheme.indicators}},
@@ -545,6 +553,20 @@ def _frozen(result: MemberResult, scheme: Scheme, roster: Roster, comments: Sequ
         "comments": list(comments),
         "suggestions": list(suggestions),
     }
+
+
+def _not_due(result: MemberResult, scheme: Scheme) -> list[dict[str, str]]:
+    """The scheme's indicators this period does not score (an annual one in a month): their weight went to the
+    others, so the dimension shares differ from the scheme's."""
+    scored = {item.key for item in result.indicators}
+    return [{"key": i.key, "name": i.name, "cycle": i.cycle.value, "dimension": i.dimension.value}
+            for i in scheme.indicators if i.key not in scored]
+
+
+def _behavior_share(scheme: Scheme) -> Decimal:
+    total = sum((i.weight for i in scheme.indicators), Decimal(0))
+    behavior = sum((i.weight for i in scheme.indicators if i.dimension != Dimension.PERFORMANCE), Decimal(0))
+    return round2(behavior * 100 / total) if total > 0 else Decimal(0)
 
 
 def _team_sizes(results: Iterable[MemberResult]) -> dict[str | None, int]:
@@ -603,6 +625,7 @@ def result_view(frozen: Mapping[str, Any], *, status: str = "published") -> dict
         "rank_in_team": result["rank_in_team"], "team_size": frozen.get("team_size", 0),
         "rank_in_department": result["rank_in_department"], "team_name": frozen.get("team_name", ""),
         "indicators": indicators, "comments": comments, "suggestions": list(frozen.get("suggestions", ())),
+        "not_due": list(frozen.get("not_due", ())), "scheme_behavior_share": frozen.get("scheme_behavior_share", ""),
     }
 
 
@@ -612,14 +635,7 @@ def _missing_label(label: str, names: Mapping[str, str]) -> str:
 
 
 # -- data-quality check --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Jump:
-    userid: str
-    key: str
-    name: str
-    before: str
-    now: str
-    percent: str
+Jump = data_quality.Jump
 
 
 def suspicious_jumps(session: Session, computed: Computed, threshold_percent: int) -> list[Jump]:
@@ -656,6 +672,24 @@ def _wecom_flags(session: Session, config: Config, computed: Computed, now: date
 def _no_contact_permission(flags: Sequence[Any], roster: Roster) -> list[str]:
     """Members the statistics sync skipped for lack of customer-contact permission (84074), by name."""
     return [roster.org.name(flag.userid) for flag in flags if getattr(flag, "kind", None) == "no_contact_permission"]
+def quality_findings(session: Session, config: Config, computed: Computed, now: datetime, *,
+                     jumps: Sequence[Jump] | None = None, flags: Sequence[Any] | None = None
+                     ) -> list[data_quality.Finding]:
+    """The data-quality gate over a computed period (bot.data_quality): what the close reports and what holds
+    results back at publication."""
+    if jumps is None:
+        jumps = suspicious_jumps(session, computed, config.results.jump_percent)
+    if flags is None:
+        flags = _wecom_flags(session, config, computed, now)
+    return data_quality.check(session, computed.period, computed.members, computed.schemes,
+                              today=now.astimezone(config.schedule.zone).date(),
+                              jump_percent=config.results.jump_percent, jumps=jumps, flags=flags)
+
+
+def quality_summary(findings: Sequence[data_quality.Finding], accepted: Sequence[Any], roster: Roster,
+                    config: Config) -> dict[str, Any]:
+    names = {u: roster.org.name(u) for f in findings for u in f.userids}
+    return data_quality.summary(findings, accepted, names, config.bot.locale)
 
 
 # -- writing results ---------------------------------------------------------------------------------------------
@@ -739,6 +773,8 @@ class CloseReport:
     jumps: int
     managers: int
     skipped: list[str]  # periods already published
+    findings: int = 0  # the data-quality gate's findings
+    doubtful: int = 0  # results its findings would hold back
 
 
 def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, month_text: str, *,
@@ -760,6 +796,9 @@ def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, 
         with transaction(sessions) as session:
             jumps = suspicious_jumps(session, computed, config.results.jump_percent)
             flags = _wecom_flags(session, config, computed, now)
+            findings = quality_findings(session, config, computed, now, jumps=jumps, flags=flags)
+            accepted = data_quality.acceptances(session, text)
+        doubtful = data_quality.held(findings, accepted)
         report.periods.append(text)
         sizes = _team_sizes(computed.results.values())
 
@@ -780,6 +819,8 @@ def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, 
         report.complete += sum(1 for r in results if r.complete)
         report.incomplete += sum(1 for r in results if not r.complete)
         report.jumps += len(jumps)
+        report.findings += len(findings)
+        report.doubtful += len(doubtful)
         jumps_by_member: dict[str, list[Jump]] = defaultdict(list)
         for jump in jumps:
             jumps_by_member[jump.userid].append(jump)
@@ -790,7 +831,8 @@ def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, 
 
         def send_drafts(session: Session, chunk: Sequence[str]) -> None:
             for manager in chunk:
-                rows = [_draft_row(computed, roster, userid, jumps_by_member.get(userid, []))
+                rows = [_draft_row(computed, roster, userid, jumps_by_member.get(userid, []),
+                                   held=userid in doubtful)
                         for userid in roster.org.only_visible(manager, roster.org.direct_team(manager))
                         if userid in computed.results]
                 rows.sort(key=lambda row: (not row["complete"], -Decimal(row["total"]), row["userid"]))
@@ -805,16 +847,20 @@ def close_month(sessions: sessionmaker[Session], config: Config, now: datetime, 
             _set_state(session, text, "closed", now)
             incomplete = [_draft_row(computed, roster, r.member, jumps_by_member.get(r.member, []))
                           for r in results if not r.complete]
+            quality = quality_summary(findings, accepted, roster, config)
+            # One message per admin: counts and the worst few; the full lists are a command (or an export) away.
             for admin in _admins(roster):
                 _send(session, config, f"close:{text}:admin:{admin}", admin, "results/close_admin.md.j2", now,
                       admin=roster.org.name(admin), period=text, period_label=period_label(period),
-                      members=len(results), complete=len(results) - len(incomplete), incomplete=incomplete[:30],
-                      more=max(0, len(incomplete) - 30), jumps=[_jump_view(j, roster) for j in jumps[:20]],
-                      more_jumps=max(0, len(jumps) - 20), problems=_problem_views(computed.problems),
-                      flags=len(flags), no_contact_permission=_no_contact_permission(flags, roster), ignored=[roster.org.name(u) for u in computed.ignored_calibrations],
+                      members=len(results), complete=len(results) - len(incomplete),
+                      incomplete=incomplete[:ADMIN_NAMES_SHOWN], more=max(0, len(incomplete) - ADMIN_NAMES_SHOWN),
+                      problems=_problem_views(computed.problems), quality=quality,
+                      no_contact_permission=_no_contact_permission(flags, roster),
+                      ignored=[roster.org.name(u) for u in computed.ignored_calibrations],
                       publish_at=_local(config, publish_at))
             session.add(AuditEntry(at=now, actor="system", action="results.close", subject=text, detail={
-                "members": len(results), "complete": len(results) - len(incomplete), "jumps": len(jumps)}))
+                "members": len(results), "complete": len(results) - len(incomplete), "jumps": len(jumps),
+                "findings": len(findings), "doubtful": len(doubtful)}))
 
         writer.once(finish)
     return report
@@ -831,18 +877,14 @@ def missing_labels(computed: Computed, userid: str) -> list[str]:
     return [_missing_label(label, names) for label in computed.results[userid].missing]
 
 
-def _draft_row(computed: Computed, roster: Roster, userid: str, jumps: Sequence[Jump]) -> dict[str, Any]:
+def _draft_row(computed: Computed, roster: Roster, userid: str, jumps: Sequence[Jump], *, held: bool = False
+               ) -> dict[str, Any]:
     result = computed.results[userid]
     return {"userid": userid, "name": roster.org.name(userid), "total": str(result.total), "grade": result.grade,
-            "complete": result.complete, "calibrated": result.calibration is not None,
+            "complete": result.complete, "calibrated": result.calibration is not None, "held": held,
             "appraised": result.appraised, "provisional": result.provisional,
             "rank": result.rank_in_team, "missing": missing_labels(computed, userid),
             "jumps": [{"name": j.name, "before": j.before, "now": j.now, "percent": j.percent} for j in jumps]}
-
-
-def _jump_view(jump: Jump, roster: Roster) -> dict[str, str]:
-    return {"member": roster.org.name(jump.userid), "name": jump.name, "before": jump.before, "now": jump.now,
-            "percent": jump.percent}
 
 
 def _problem_views(problems: Sequence[Problem]) -> list[dict[str, Any]]:
@@ -860,6 +902,7 @@ class PublishReport:
     idps: int
     members_messaged: int
     managers_messaged: int
+    doubtful: int = 0  # of held_back: complete, but held by the data-quality gate
 
 
 def _suggestions(result: MemberResult, scheme: Scheme, shortfall_keys: Sequence[str], idp_opened: bool
@@ -914,6 +957,10 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
         stored = _stored(session, text, list(computed.results))
         previous = (_published_results(session, period.previous())
                     if period.kind is PeriodKind.MONTH else [])
+        findings = quality_findings(session, config, computed, now)
+        accepted = data_quality.acceptances(session, text)
+    # Results the gate doubts wait, like incomplete ones, until the data is fixed, waived or accepted.
+    doubtful = data_quality.held(findings, accepted)
     report.periods.append(text)
 
     # The results that count: frozen ones stay as they are; complete new ones are published now.
@@ -924,11 +971,12 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
         if row is not None and row.status == "published":
             final[userid] = result_from_json(row.data["result"])
             report.frozen_before += 1
-        elif result.complete:
+        elif result.complete and userid not in doubtful:
             final[userid] = result
         else:
             held_back.append(userid)
     report.held_back += len(held_back)
+    report.doubtful += sum(1 for u in held_back if computed.results[u].complete)
     sizes = _team_sizes(final.values())
     combined = PeriodResults("all", period, tuple(final[u] for u in sorted(final)))
 
@@ -994,11 +1042,13 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
             rows = [_summary_row(final[u], roster, shortfalls.get(u, ()), u in idps, computed.schemes[u])
                     for u in team if u in final]
             rows.sort(key=lambda row: (row["rank"] or 10 ** 6, row["userid"]))
-            missing = [roster.org.name(u) for u in team if u in waiting]
+            missing = [roster.org.name(u) for u in team if u in waiting and not computed.results[u].complete]
+            doubted = [roster.org.name(u) for u in team if u in waiting and computed.results[u].complete]
             grades = _grade_counts(final[u] for u in team if u in final)
             _send(session, config, f"publish:{text}:manager:{manager}", manager, "results/team_summary.md.j2", now,
                   manager=roster.org.name(manager), period=text, period_label=period_label(period), rows=rows,
                   grades=grades, leniency=_leniency_view(leniency.get(manager)), held_back=missing,
+                  doubtful=doubted,
                   below=[row for row in rows if row["appraised"] and Decimal(row["total"]) < config.results.pass_line],
                   pass_line=config.results.pass_line)
             report.managers_messaged += 1
@@ -1007,11 +1057,15 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
 
     def overview(session: Session) -> None:
         _set_state(session, text, "published", now)
+        data_quality.mark_released(session, accepted, now)
         departments = _department_views(roster, final, computed, leniency, held_back, idps, shortfalls)
+        quality = quality_summary(findings, accepted, roster, config)
+        held_doubtful = sum(1 for u in held_back if computed.results[u].complete)
         for admin in _admins(roster):
             _send(session, config, f"publish:{text}:admin:{admin}", admin, "results/admin_overview.md.j2", now,
                   admin=roster.org.name(admin), period=text, period_label=period_label(period),
-                  departments=departments, published=len(final), held_back=len(held_back))
+                  departments=departments, published=len(final), held_back=len(held_back) - held_doubtful,
+                  doubtful=held_doubtful, quality=quality)
             if period.kind is PeriodKind.YEAR:
                 candidates = [{"name": roster.org.name(c.member), "department": roster.department_name(c.department),
                                "total": str(c.total), "rank": c.rank,
@@ -1020,7 +1074,8 @@ def _publish_period(sessions: sessionmaker[Session], config: Config, now: dateti
                       admin=roster.org.name(admin), period=text, period_label=period_label(period),
                       candidates=candidates)
         session.add(AuditEntry(at=now, actor="system", action="results.publish", subject=text, detail={
-            "published": len(final), "held_back": len(held_back), "idps": len(idps)}))
+            "published": len(final), "held_back": len(held_back), "idps": len(idps),
+            "findings": len(findings), "doubtful": held_doubtful}))
 
     writer.once(overview)
 
@@ -1070,15 +1125,22 @@ def _department_views(roster: Roster, final: Mapping[str, MemberResult], compute
         for scheme in schemes.values():
             group = PeriodResults("all", results[0].period, tuple(r for r in results
                                                                    if computed.schemes[r.member].key == scheme.key))
+            # Each scheme has its own guidance, so a deviation is said per scheme, of its members only.
             for distribution in grade_distribution(scheme, group):
                 deviations.extend({"grade": s.grade, "percent": str(s.percent), "status": s.status,
-                                   "limit": str(s.max_percent if s.status == "above" else s.min_percent)}
+                                   "limit": str(s.max_percent if s.status == "above" else s.min_percent),
+                                   "scheme": scheme.name, "members": distribution.scored}
                                   for s in distribution.deviations)
         teams = sorted((item for item in leniency.values() if item.department == department),
                        key=lambda item: -item.index)
+        originals = [r.original_total for r in results]
         views.append({
             "name": roster.department_name(department), "members": len(results),
             "mean": str(round2(sum(totals, Decimal(0)) / len(totals))),
+            # The leniency index (and the team summaries) use the totals before calibration: the same number here.
+            "original_mean": str(round2(sum(originals, Decimal(0)) / len(originals))),
+            "calibrated": sum(1 for r in results if r.calibration is not None),
+            "schemes": sorted({computed.schemes[r.member].name for r in results}),
             "grades": _grade_counts(results), "deviations": deviations,
             "teams": [{"manager": roster.org.name(item.manager or item.team), "members": item.members,
                        "mean": str(item.team_mean), "index": str(item.index)} for item in teams],
@@ -1300,3 +1362,52 @@ def default_calibration_month(session: Session, month: Period) -> Period:
     if period_state(session, str(month)) is None and period_state(session, str(month.previous())) is not None:
         return month.previous()
     return month
+
+
+# -- the data-quality gate: findings on demand, acceptances, release ----------------------------------------------------
+@dataclass
+class PeriodQuality:
+    period: Period
+    findings: list[data_quality.Finding]
+    accepted: list[Any]
+    roster: Roster
+
+    def names(self) -> dict[str, str]:
+        return {u: self.roster.org.name(u) for f in self.findings for u in f.userids}
+
+
+def period_quality(source: Session | sessionmaker[Session], config: Config, period: Period, now: datetime
+                   ) -> PeriodQuality:
+    """The gate's findings about a period as of now, with the acceptances recorded for it."""
+    with _reading(source) as session:
+        roster = Roster.load(session, config)
+    computed = compute(source, config, period, roster=roster)
+    with _reading(source) as session:
+        findings = quality_findings(session, config, computed, now)
+        accepted = data_quality.acceptances(session, str(period))
+    return PeriodQuality(period, findings, accepted, roster)
+
+
+def release_accepted(sessions: sessionmaker[Session], config: Config, now: datetime) -> list[str]:
+    """Publish what acceptances released in periods already published (publishing again is idempotent: only the
+    results now free go out); returns the periods re-published. Acceptances of periods not yet published wait for
+    the scheduled publication, which reads them."""
+    with transaction(sessions) as session:
+        pending = data_quality.pending_releases(session)
+        states = {row.period: period_state(session, row.period) for row in pending}
+    periods = sorted({row.period for row in pending
+                      if (state := states[row.period]) is not None and state.state == "published"})
+    for text in periods:
+        publish(sessions, config, now, str(last_month_of(Period.parse(text))))  # marks the acceptances released
+    return periods
+
+
+def run_release_job(ctx: JobContext) -> str:
+    from bot.models import JobRun
+
+    now = ctx.bot.clock.now()
+    released = release_accepted(ctx.bot.sessions, ctx.bot.config, now)
+    # It runs every few minutes; its own run records are only worth keeping for a week.
+    ctx.session.execute(delete(JobRun).where(JobRun.job_id == "quality_release",
+                                             JobRun.started_at < now - timedelta(days=7)))
+    return render("quality/job_detail.txt.j2", ctx.bot.config.bot.locale, periods=released)

@@ -125,11 +125,14 @@ def _first_data_day(ctx: SeedContext) -> date:
 
 def seed_contact_statistics(ctx: SeedContext) -> None:
     """The sample team's customer-contact and customer-group figures in the fake (bot.demo_stats), covering
-    the history's months (and the quarter they start in) up to yesterday, for the statistics pull to find."""
+    the history's months (and the quarter they start in) and going on after today, so the nightly pull keeps
+    finding plausible days as sandbox time moves; one day of the current month is broken on purpose for the
+    data-quality gate to find."""
     from bot import demo_stats
 
     today = ctx.now.date()
-    demo_stats.populate(ctx.fake, today, days=(today - _first_data_day(ctx)).days)
+    demo_stats.populate(ctx.fake, today, days=(today - _first_data_day(ctx)).days, ahead=demo_stats.AHEAD_DAYS)
+    demo_stats.break_one_day(ctx.fake, today)
 
 
 def _people(session: Session, config: Config) -> list[tuple[Member, Scheme, str | None]]:

@@ -230,6 +230,9 @@ HOUSEKEEPING: list[JobSpec] = [
             calendar_watch.run_warning, catch_up_within=lambda _config: timedelta(days=1)),
     JobSpec("inbox_prune", "删除超过保留期的已处理消息（去重键）", _daily_at(lambda _c: time(3, 17)), _daily_period,
             _inbox_prune),
+    # An admin's acceptance (chat or CLI) of a data-quality finding releases held results within minutes.
+    JobSpec("quality_release", "发布数据质量问题已被接受的结果", _sweep_trigger, _sweep_period, results.run_release_job,
+            catch_up_within=lambda _config: timedelta(minutes=SWEEP_EVERY_MINUTES)),
 ]
 
 

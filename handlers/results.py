@@ -11,8 +11,10 @@ from bot.appraisal import cached_scheme
 from bot.data_entry import appraisal_month, parse_period
 from bot.models import Idp
 from bot.permissions import Org
+from bot import data_quality
 from bot.results import (ROWS_SHOWN, Roster, calibration_period, close_moment, history, idp_view, latest_published_period,
-                         period_label, period_state, publish_moment, result_view, stored_result, team_rows)
+                         period_label, period_quality, period_state, publish_moment, result_view, stored_result,
+                         team_rows)
 from bot.routing import Context, Role, Router
 from scoring import Period
 
@@ -103,3 +105,63 @@ def idp_command(ctx: Context) -> None:
     own = [view(idp) for idp in plans if idp.userid == me.userid]
     team = [view(idp) for idp in plans if idp.userid != me.userid and idp.userid in visible]
     ctx.reply("results/idp_view.md.j2", name=me.name, own=own, team=team)
+
+
+# Findings listed in one /quality reply (one bubble: WeCom cuts at 2048 bytes); the rest are in the CLI and its CSV.
+FINDINGS_SHOWN = 6
+
+
+@router.command("/quality", "/数据质量", role=Role.ADMIN)
+def quality_command(ctx: Context) -> None:
+    """/quality [期间]: the gate's findings; /quality accept 期间 类型 [成员] 理由: accept them (audited)."""
+    words = ctx.args.split()
+    month = appraisal_month(ctx.config, ctx.now)
+    if words and words[0].lower() in ("accept", "接受"):
+        _accept(ctx, words[1:], month)
+        return
+    period = parse_period(words[0], month) if words else (calibration_period(ctx.session) or month.previous())
+    if period is None:
+        ctx.reply("quality/error.txt.j2", code="period_invalid", p={"text": words[0]})
+        return
+    quality = period_quality(ctx.session, ctx.config, period, ctx.now)
+    names = quality.names()
+    ctx.reply("quality/chat_view.txt.j2", period=str(period), period_label=period_label(period),
+              summary=data_quality.summary(quality.findings, quality.accepted, names, ctx.config.bot.locale,
+                                           shown=FINDINGS_SHOWN))
+
+
+def _accept(ctx: Context, words: list[str], month: Period) -> None:
+    if not words:
+        ctx.reply("quality/error.txt.j2", code="reason_missing", p={})
+        return
+    period = parse_period(words[0], month)
+    if period is None:
+        ctx.reply("quality/error.txt.j2", code="period_invalid", p={"text": words[0]})
+        return
+    kind = words[1] if len(words) > 1 else ""
+    kind = data_quality.ALL if kind.lower() in ("all", "全部", data_quality.ALL) else kind
+    rest = words[2:]
+    member = None
+    if rest:
+        org = Org.load(ctx.session, ctx.config)
+        found = [m.userid for m in org.members.values() if rest[0] in (m.userid, m.name)]
+        if len(found) == 1:
+            member, rest = found[0], rest[1:]
+    quality = period_quality(ctx.session, ctx.config, period, ctx.now)
+    covered = [f for f in quality.findings if kind in (data_quality.ALL, f.kind)
+               and (member is None or (not f.team_wide and f.userids[0] == member))]
+    try:
+        if kind != data_quality.ALL and kind not in data_quality.FINDING_KINDS:
+            raise data_quality.AcceptError("unknown_kind", kind=kind, kinds=list(data_quality.FINDING_KINDS))
+        if not covered:
+            raise data_quality.AcceptError("nothing_found", period=str(period), kind=kind,
+                                           member=quality.names().get(member or "", member or ""))
+        data_quality.accept(ctx.session, period=str(period), kind=kind, userid=member, reason=" ".join(rest),
+                            actor=ctx.person.userid, now=ctx.now)
+    except data_quality.AcceptError as error:
+        ctx.reply("quality/error.txt.j2", code=error.code, p=error.params)
+        return
+    state = period_state(ctx.session, str(period))
+    ctx.reply("quality/accepted_chat.txt.j2", period=str(period), kind=kind, count=len(covered),
+              member=quality.names().get(member or "", member or ""),
+              published=state is not None and state.state == "published")

@@ -94,7 +94,8 @@ def test_every_job_has_a_unique_explicit_id() -> None:
     assert len(ids) == len(set(ids))
     assert {spec.id for spec in JOBS} >= {"weekly_prompt", "weekly_reminder", "weekly_escalation",
                                           "self_review_prompt", "self_review_reminder", "org_sync"}
-    assert [spec.id for spec in HOUSEKEEPING] == ["conversation_sweep", "calendar_warning", "inbox_prune"]
+    assert [spec.id for spec in HOUSEKEEPING] == ["conversation_sweep", "calendar_warning", "inbox_prune",
+                                                  "quality_release"]
 
 
 # -- catch-up windows and the lease ---------------------------------------------------------------------------
