@@ -74,7 +74,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 def test_the_outage_is_caught_at_the_close_in_one_admin_message(outage: Sandbox) -> None:
-    [close] = delivered(outage, "zhoumin", "**2026年11月结账")
+    [close] = delivered(outage, "zhoumin", "2026年11月结账")
     assert "疑似同步中断" in close and "客户群统计全部为 0" in close
     assert "不可能的指标值" in close and "人的结果因此暂不发布" in close
     assert "/quality 2026-11" in close and "kpibot results quality --period 2026-11" in close
@@ -91,10 +91,10 @@ def test_the_outage_is_caught_at_the_close_in_one_admin_message(outage: Sandbox)
 
 def test_the_doubtful_results_are_held_back_at_publication(outage: Sandbox) -> None:
     assert published(outage, "2026-11") == {}
-    assert all(not delivered(outage, p.userid, "**2026年11月考核结果") for p in DEMO_PEOPLE)
-    [overview] = delivered(outage, "zhoumin", "**2026年11月部门考核总览")
+    assert all(not delivered(outage, p.userid, "2026年11月考核结果") for p in DEMO_PEOPLE)
+    [overview] = delivered(outage, "zhoumin", "2026年11月部门考核总览")
     assert "数据存疑暂不发布 11 人" in overview and "D 占 100.00%" not in overview
-    [summary_text] = delivered(outage, "lina", "**2026年11月团队考核结果")
+    [summary_text] = delivered(outage, "lina", "2026年11月团队考核结果")
     assert "数据存疑暂不发布" in summary_text
 
 
@@ -110,7 +110,7 @@ def test_only_an_admin_may_accept_and_the_acceptance_releases_the_results(outage
     assert "几分钟内发布" in reply
     outage.scheduler.advance(timedelta(minutes=15))  # the release job runs every ten minutes
     assert set(published(outage, "2026-11")) == {p.userid for p in DEMO_PEOPLE}
-    assert delivered(outage, "zhangwei", "**2026年11月考核结果")
+    assert delivered(outage, "zhangwei", "2026年11月考核结果")
     with transaction(outage.bot.sessions) as session:
         [row] = session.scalars(select(QualityAcceptance)).all()
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "quality.accept")).all()
@@ -165,10 +165,10 @@ def test_a_played_month_publishes_everyone_with_no_impossible_metric(played: San
 
 
 def test_the_broken_demo_day_shows_the_gate_in_the_one_close_message(played: Sandbox) -> None:
-    [close] = delivered(played, "zhoumin", "**2026年12月结账")
+    [close] = delivered(played, "zhoumin", "2026年12月结账")
     broken = demo_stats.broken_day(date(2026, 12, 2))
     assert f"黄丽：名下有 6 个客户群，但 {broken} 群成员数为 0" in close
-    assert "有群无成员 1" in close and "暂不发布" not in close.split("**数据质量**")[1].split("\n")[0]
+    assert "有群无成员 1" in close and "暂不发布" not in close.split("数据质量：")[1].split("\n")[0]
     with transaction(played.bot.sessions) as session:
         keys = session.scalars(select(OutboxMessage.idempotency_key).where(
             OutboxMessage.idempotency_key.like("close:%:admin:zhoumin%"))).all()
@@ -182,18 +182,18 @@ def test_the_broken_demo_day_shows_the_gate_in_the_one_close_message(played: San
 
 
 def test_the_overview_labels_each_figure_and_its_averages_agree_with_the_team_summaries(played: Sandbox) -> None:
-    [overview] = delivered(played, "zhoumin", "**2026年12月部门考核总览")
+    [overview] = delivered(played, "zhoumin", "2026年12月部门考核总览")
     assert "方案「执行层考核方案」（8 人）" in overview and "方案「管理层考核方案」（3 人）" in overview
     assert "（无校准）" in overview
     mean = re.search(r"均分 ([\d.]+)（无校准）", overview).group(1)  # type: ignore[union-attr]
     for manager in ("lina", "wangqiang", "zhoumin"):
-        [team] = delivered(played, manager, "**2026年12月团队考核结果")
+        [team] = delivered(played, manager, "2026年12月团队考核结果")
         assert f"部门均分 {mean}" in team, team
     assert f"团队均分 − 部门均分 {mean}" in overview
 
 
 def test_a_monthly_result_says_which_indicators_are_not_due(played: Sandbox) -> None:
-    [result] = delivered(played, "zhangwei", "**2026年12月考核结果")
+    [result] = delivered(played, "zhangwei", "2026年12月考核结果")
     assert "本期不考核：" in result and "（年度）" in result and "与方案（行为" in result
 
 
@@ -327,3 +327,15 @@ def test_days_missing_among_synced_days_hold_a_result_and_a_member_never_synced_
     assert (missing.detail["days"], missing.detail["first"]) == (2, date(2026, 12, 9))
     assert "liuyang" not in held(findings, [])
     assert "有 2 天没有企业微信统计，结果暂不发布" in finding_text(missing, {"zhangwei": "张伟"})
+
+
+def test_the_quality_block_keeps_its_own_markup_and_neutralises_a_hostile_finding() -> None:
+    quality = {"total": 2, "open": 2, "held": 3, "more": 1,
+               "kinds": [{"kind": "source_outage", "count": 1, "accepted": 0, "holds": True}],
+               "worst": ['张伟<font color="warning">RED</font> [点我](http://evil.example/x) **粗**']}
+    text = render("quality/_block.md.j2", quality=quality, period="2026-11")
+    assert text.startswith("**数据质量**：2 条（疑似同步中断 1）")
+    assert '<font color="warning">3 人的结果因此暂不发布</font>' in text
+    assert "- 另有 1 条" in text and "/quality 2026-11" in text
+    hostile = text.split("\n- ")[1]
+    assert not any(mark in hostile for mark in ("<font", "](", "**", "["))
