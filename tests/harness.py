@@ -195,17 +195,18 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_config_file(directory: Path, api_base_url: str, name: str = "config.toml", **sections: dict[str, Any]) -> Path:
-    """A config file for the command line, pointing at the fake WeCom and a SQLite file in `directory`;
-    `sections` override keys (e.g. wecom={"secret": "wrong"})."""
+def write_config_file(directory: Path, api_base_url: str, name: str = "config.toml", *, database_url: str | None = None,
+                      **sections: dict[str, Any]) -> Path:
+    """A config file for the command line, pointing at the fake WeCom and `database_url` (default: a SQLite file
+    in `directory`); `sections` override keys (e.g. wecom={"secret": "wrong"})."""
     raw: dict[str, dict[str, Any]] = {
         "wecom": {"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": CORP_SECRET, "token": TOKEN,
                   "encoding_aes_key": AES_KEY, "api_base_url": api_base_url, "request_timeout": 2.0},
-        "database": {"url": f"sqlite:///{directory / 'kpibot.db'}"},
+        "database": {"url": database_url or f"sqlite:///{directory / 'kpibot.db'}"},
         "org": {"admins": list(demo_org.DEMO_ADMINS), "departments": [1]},
     }
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
     path = directory / name
     path.write_text("".join(f"[{name}]\n" + "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items())
                             + "\n" for name, values in raw.items()), encoding="utf-8")

@@ -17,6 +17,11 @@ from bot.outbox import Outgoing, enqueue
 from bot.templates import render
 from tests.harness import BotEnv, write_config_file
 
+
+def bot_database(env: BotEnv) -> str:
+    """The running bot's own database, so doctor checks what the bot uses on every backend."""
+    return env.config.database.url.reveal()
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A year whose holidays and the next year's the installed chinese-calendar knows, so the calendar line passes.
 KNOWN_YEARS = FakeClock(datetime(2025, 6, 2, 10, 0, tzinfo=SHANGHAI))
@@ -35,7 +40,8 @@ def line(lines: list[str], label: str) -> str:
 
 
 def test_doctor_passes_against_the_fake_including_the_public_url(bot_env: BotEnv, tmp_path: Path) -> None:
-    path = write_config_file(tmp_path, bot_env.fake.base_url)  # the running bot's database and secrets
+    path = write_config_file(tmp_path, bot_env.fake.base_url,
+                             database_url=bot_database(bot_env))  # the running bot's database and secrets
     code, lines = run_doctor(path, public_url=f"http://127.0.0.1:{bot_env.port}/wecom/callback")
     assert code == 0, lines
     assert len(lines) == 10 and lines[-1] == "全部通过。"
@@ -47,14 +53,15 @@ def test_doctor_passes_against_the_fake_including_the_public_url(bot_env: BotEnv
 def test_a_wrong_secret_a_blocked_ip_and_an_invisible_department_are_three_lines_with_their_fixes(
         bot_env: BotEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fake = bot_env.fake
-    wrong = write_config_file(tmp_path, fake.base_url, "wrong.toml", wecom={"secret": "not-the-secret"})
+    wrong = write_config_file(tmp_path, fake.base_url, "wrong.toml",
+                              database_url=bot_database(bot_env), wecom={"secret": "not-the-secret"})
     assert main(["--config", str(wrong), "doctor"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert line(lines, "企业微信凭证").startswith("✗ 企业微信凭证：Secret 不正确（40001）→ 在管理后台 → 应用管理")
     assert line(lines, "企业可信IP") == "✗ 企业可信IP：未能检查：先解决上面「企业微信凭证」一项"
 
     fake.set_trusted_ips(["203.0.113.9"])
-    right = write_config_file(tmp_path, fake.base_url, "right.toml")
+    right = write_config_file(tmp_path, fake.base_url, "right.toml", database_url=bot_database(bot_env))
     assert main(["--config", str(right), "doctor"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert line(lines, "企业微信凭证").startswith("✓")
@@ -63,7 +70,8 @@ def test_a_wrong_secret_a_blocked_ip_and_an_invisible_department_are_three_lines
 
     fake.set_trusted_ips(None)
     fake.set_visibility(departments=(3,))
-    narrow = write_config_file(tmp_path, fake.base_url, "narrow.toml", org={"departments": [4], "admins": ["lina"]})
+    narrow = write_config_file(tmp_path, fake.base_url, "narrow.toml",
+                               database_url=bot_database(bot_env), org={"departments": [4], "admins": ["lina"]})
     assert main(["--config", str(narrow), "doctor"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert line(lines, "企业可信IP").startswith("✓")
@@ -85,14 +93,16 @@ def test_a_wrong_secret_a_blocked_ip_and_an_invisible_department_are_three_lines
 def test_a_wrong_corpid_missing_admins_failed_messages_and_an_old_schema_are_named(
         bot_env: BotEnv, tmp_path: Path) -> None:
     fake = bot_env.fake
-    code, lines = run_doctor(write_config_file(tmp_path, fake.base_url, wecom={"corp_id": "wwnotthiscorp"}))
+    code, lines = run_doctor(write_config_file(tmp_path, fake.base_url,
+                                               database_url=bot_database(bot_env), wecom={"corp_id": "wwnotthiscorp"}))
     assert code == 1 and "企业ID不正确（40013，当前 wwnotthiscorp）" in line(lines, "企业微信凭证")
 
     fake.set_user("lina", status=2)
     fake.set_visibility(departments=(2,), users=())
     fake.add_department(9, "财务部")
     fake.add_user("caiwu", "财务", departments=(9,))
-    path = write_config_file(tmp_path, fake.base_url, org={"admins": ["zhoumin", "lina", "ghost", "caiwu"]})
+    path = write_config_file(tmp_path, fake.base_url,
+                             database_url=bot_database(bot_env), org={"admins": ["zhoumin", "lina", "ghost", "caiwu"]})
     with transaction(bot_env.bot.sessions) as session:
         enqueue(session, "doctor:failed", Outgoing.text("ghost", "你好"), bot_env.clock.now())
         session.execute(update(OutboxMessage).where(OutboxMessage.idempotency_key == "doctor:failed").values(
