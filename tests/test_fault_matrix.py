@@ -40,6 +40,11 @@ FAULTS = [
     Fault("45009 frequency limit", {"errcode": 45009, "times": 2}, "delivered"),
     Fault("45033 concurrency limit", {"errcode": 45033, "times": 2}, "delivered"),
     Fault("81013 all recipients invalid", {"errcode": 81013}, "failed", "81013"),
+    # Configuration errors pause sending instead of failing every message (wecom.md §9, second part).
+    Fault("60020 IP not trusted", {"errcode": 60020, "times": 1000}, "held", "60020"),
+    Fault("40001 wrong secret", {"errcode": 40001, "times": 1000}, "held", "40001"),
+    # A missing token is our bug, not WeCom's: fetch one and send again, once.
+    Fault("41001 token missing", {"errcode": 41001}, "delivered"),
     Fault("HTTP 500", {"http_status": 500}, "delivered"),
     Fault("HTTP 502 twice", {"http_status": 502, "times": 2}, "delivered"),
     Fault("HTTP 503", {"http_status": 503}, "delivered"),
