@@ -1,6 +1,7 @@
 """The wheel built from this checkout holds every file kpibot reads at run time (.ci/wheel-check runs it)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,6 +19,9 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """The file list of one wheel built per test session (a few seconds); the installed setuptools builds it, so
     the test needs no registry."""
     dist = tmp_path_factory.mktemp("dist")
+    # setuptools builds in the checkout's build/ and never empties it: a file renamed or removed since an earlier
+    # build would still ship (two heads of migrations, say), so every build starts from nothing.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                             "-w", str(dist), str(ROOT)],
                            capture_output=True, text=True, timeout=600)

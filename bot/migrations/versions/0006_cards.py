@@ -1,7 +1,7 @@
 """cards: the card registry (finished cards, text forms) and members' visits (welcome once)
 
-Revision ID: 0005_cards
-Revises: 0004
+Revision ID: 0006_cards
+Revises: 0005_stats
 Create Date: 2026-12-02 01:00:00.000000
 
 Only this branch's tables; chained after 0004 so it can be re-chained freely at merge.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import bot.models
 
 
-revision = '0005_cards'
+revision = '0006_cards'
 down_revision = '0005_stats'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """scheduler failover: a job run's planned start, its claim and how often it was taken over
 
-Revision ID: 0005_sched
-Revises: 0004
+Revision ID: 0007_sched
+Revises: 0006_cards
 Create Date: 2026-12-02 01:00:00.000000
 
 Only columns on job_runs, so it can be re-chained freely.
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import bot.models
 
 
-revision = '0005_sched'
-down_revision = '0005_cards'
+revision = '0007_sched'
+down_revision = '0006_cards'
 branch_labels = None
 depends_on = None
 

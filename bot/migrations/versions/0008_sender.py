@@ -1,7 +1,7 @@
 """sender: per-row duplicate-check sequence, the shared sending pause, company-wide call counts
 
-Revision ID: 0005_sender
-Revises: 0004
+Revision ID: 0008_sender
+Revises: 0007_sched
 Create Date: 2026-12-02 01:00:00.000000
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import bot.models
 
 
-revision = '0005_sender'
-down_revision = '0005_sched'
+revision = '0008_sender'
+down_revision = '0007_sched'
 branch_labels = None
 depends_on = None
 

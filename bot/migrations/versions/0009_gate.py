@@ -1,7 +1,7 @@
 """data-quality gate: admins' acceptances of findings
 
-Revision ID: 0005_gate
-Revises: 0004
+Revision ID: 0009_gate
+Revises: 0008_sender
 Create Date: 2026-12-02 01:00:00.000000
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import bot.models
 
 
-revision = '0005_gate'
-down_revision = '0005_sender'
+revision = '0009_gate'
+down_revision = '0008_sender'
 branch_labels = None
 depends_on = None
 
