@@ -26,7 +26,7 @@ from bot.db import make_engine, make_session_factory, transaction
 from bot.fake_wecom import FakeWeCom
 from bot.models import AuditEntry, JobRun, Member, OutboxMessage, PeriodResult
 from bot.schedule import JOB_CLAIM, LEASE_DURATION, jitter
-from tests.harness import AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN, prepare_database
+from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, prepare_database, write_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "docs" / "sample-data.csv"
@@ -170,33 +170,6 @@ class World:
             return rows
 
 
-def _write_config(path: Path, db_url: str, api_base_url: str) -> None:
-    path.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{CORP_SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-api_base_url = "{api_base_url}"
-request_timeout = 2.0
-
-[database]
-url = "{db_url}"
-
-[server]
-host = "127.0.0.1"
-port = 0
-
-[org]
-admins = {json.dumps(list(demo_org.DEMO_ADMINS))}
-departments = [1]
-
-[schedule]
-tick_seconds = 0.1
-""", encoding="utf-8")
-
-
 @pytest.fixture
 def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     clock_file = tmp_path / "clock"
@@ -206,8 +179,8 @@ def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     fake.start()
     engine = make_engine(db_url)
     prepare_database(engine, db_url)
-    config = tmp_path / "config.toml"
-    _write_config(config, db_url, fake.base_url)
+    config = write_config_file(tmp_path, fake.base_url, database_url=db_url, server={"host": "127.0.0.1", "port": 0},
+                               schedule={"tick_seconds": 0.1})
     world = World(tmp_path, db_url, engine, fake, clock_file, config, [], queue.Queue())
     monkeypatch.setenv("KPIBOT_TEST_CLOCK_FILE", str(clock_file))  # the in-process CLI calls below, too
     monkeypatch.delenv("KPIBOT_TEST_PAUSE_AT", raising=False)
