@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import demo_org  # noqa: E402
-from bot.fake_wecom import DeliveredMessage, FakeWeCom  # noqa: E402
-from bot.wecom_callbacks import CallbackDelivery, CallbackSender  # noqa: E402
+from bot.sandbox import demo_org  # noqa: E402
+from bot.fakes.wecom import DeliveredMessage, FakeWeCom  # noqa: E402
+from bot.fakes.callbacks import CallbackDelivery, CallbackSender  # noqa: E402
 
 CORP_ID, SECRET, AGENT_ID = "wwkpibotbench0001", "bench-secret", 1000002
 TOKEN, AES_KEY = "benchToken", "BenchEncodingAesKey0123456789abcdefghijklmn"
@@ -98,9 +98,9 @@ threads = {THREADS}
 [org]
 admins = ["zhoumin"]
 """, encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(config), "db", "upgrade"], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "bot.cli.main", "--config", str(config), "db", "upgrade"], cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL)
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config), "serve", "--no-scheduler"],
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "--config", str(config), "serve", "--no-scheduler"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     wait_for_banner(process, b"/wecom/callback")

@@ -36,11 +36,11 @@ from sqlalchemy import MetaData, func, insert, select  # noqa: E402
 from bot.app import KpiBot  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.db import make_engine, transaction, upgrade_database  # noqa: E402
-from bot.fake_wecom import FakeWeCom  # noqa: E402
-from bot.models import DataEntry, OutboxMessage, PeriodResult  # noqa: E402
-from bot.schedule import JobRunner  # noqa: E402
-from bot.wecom_callbacks import CallbackSender  # noqa: E402
+from bot.storage.db import make_engine, transaction, upgrade_database  # noqa: E402
+from bot.fakes.wecom import FakeWeCom  # noqa: E402
+from bot.storage.models import DataEntry, OutboxMessage, PeriodResult  # noqa: E402
+from bot.jobs.runner import JobRunner  # noqa: E402
+from bot.fakes.callbacks import CallbackSender  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CORP_ID, SECRET, AGENT_ID = "wwkpibotbench0002", "bench-secret", 1000002

@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import outbox  # noqa: E402
+from bot.wecom import outbox  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.db import make_engine, make_session_factory, transaction, upgrade_database  # noqa: E402
-from bot.fake_wecom import DeliveredMessage, FakeWeCom  # noqa: E402
-from bot.sender import Sender  # noqa: E402
-from bot.wecom_client import WeComClient  # noqa: E402
+from bot.storage.db import make_engine, make_session_factory, transaction, upgrade_database  # noqa: E402
+from bot.fakes.wecom import DeliveredMessage, FakeWeCom  # noqa: E402
+from bot.wecom.sender import Sender  # noqa: E402
+from bot.wecom.client import WeComClient  # noqa: E402
 
 CORP_ID, SECRET, AGENT_ID = "wwkpibotbench0001", "bench-secret", 1000002
 

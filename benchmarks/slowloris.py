@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import requests  # noqa: E402
 
-from bot import demo_org  # noqa: E402
-from bot.fake_wecom import FakeWeCom  # noqa: E402
-from bot.wecom_callbacks import CallbackSender  # noqa: E402
+from bot.sandbox import demo_org  # noqa: E402
+from bot.fakes.wecom import FakeWeCom  # noqa: E402
+from bot.fakes.callbacks import CallbackSender  # noqa: E402
 from callback import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, free_port, percentile, start_kpibot  # noqa: E402
 
 OLD_DEFAULTS = """connection_limit = 100

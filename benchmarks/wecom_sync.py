@@ -32,11 +32,11 @@ from sqlalchemy import func, select  # noqa: E402
 from bot.app import KpiBot  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.db import make_engine, transaction, upgrade_database  # noqa: E402
-from bot.fake_wecom import FakeWeCom  # noqa: E402
-from bot.models import WeComBehaviorDay, WeComCustomerCount, WeComGroupDay  # noqa: E402
-from bot.schedule import JobRunner  # noqa: E402
-from bot.wecom_stats import wecom_today  # noqa: E402
+from bot.storage.db import make_engine, transaction, upgrade_database  # noqa: E402
+from bot.fakes.wecom import FakeWeCom  # noqa: E402
+from bot.storage.models import WeComBehaviorDay, WeComCustomerCount, WeComGroupDay  # noqa: E402
+from bot.jobs.runner import JobRunner  # noqa: E402
+from bot.appraisal.wecom_stats import wecom_today  # noqa: E402
 
 CORP_ID, SECRET, AGENT_ID = "wwkpibotbench0002", "bench-secret", 1000002
 DEPARTMENT_SIZE = 100

@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import KpiBot  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.db import make_engine, upgrade_database  # noqa: E402
-from bot.fake_wecom import DeliveredMessage, FakeWeCom  # noqa: E402
-from bot.schedule import JobRunner  # noqa: E402
+from bot.storage.db import make_engine, upgrade_database  # noqa: E402
+from bot.fakes.wecom import DeliveredMessage, FakeWeCom  # noqa: E402
+from bot.jobs.runner import JobRunner  # noqa: E402
 
 CORP_ID, SECRET, AGENT_ID = "wwkpibotbench0001", "bench-secret", 1000002
 TOKEN, AES_KEY = "benchToken", "BenchEncodingAesKey0123456789abcdefghijklmn"

@@ -9,17 +9,17 @@ from flask import Flask, Response, jsonify
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import workcalendar
-from bot.callback import create_callback_blueprint
+from bot.appraisal import workcalendar
+from bot.wecom.callback import create_callback_blueprint
 from bot.clock import Clock, clock_from_environment
 from bot.config import Config
-from bot.db import make_engine, make_session_factory, transaction
-from bot.dispatcher import Dispatcher
-from bot.edge import Rejections, create_edge_server
-from bot.inbox import InboxProcessor
-from bot.org import SyncReport, sync_org
-from bot.sender import Sender, current_pause
-from bot.wecom_client import WeComClient
+from bot.storage.db import make_engine, make_session_factory, transaction
+from bot.chat.dispatcher import Dispatcher
+from bot.wecom.edge import Rejections, create_edge_server
+from bot.wecom.inbox import InboxProcessor
+from bot.appraisal.org_sync import SyncReport, sync_org
+from bot.wecom.sender import Sender, current_pause
+from bot.wecom.client import WeComClient
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ class KpiBot:
 
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        from bot.health import metrics_registry, snapshot_source
-        from bot.schedule import all_jobs
+        from bot.wecom.health import metrics_registry, snapshot_source
+        from bot.jobs.runner import all_jobs
 
         snapshot = snapshot_source(self.sessions, [spec.id for spec in all_jobs()], self.rejections.counts)
         registry = metrics_registry(snapshot)
@@ -84,7 +84,7 @@ class KpiBot:
         self.inbox.start()
         self.inbox.resume_pending()
         if scheduler:
-            from bot.schedule import BotScheduler
+            from bot.jobs.runner import BotScheduler
             self.scheduler = BotScheduler(self)
             self.scheduler.start()
 
@@ -102,7 +102,7 @@ class KpiBot:
 
     # -- HTTP ----------------------------------------------------------------------------------------
     def start_http(self, host: str | None = None, port: int | None = None) -> int:
-        """Serve the callback with waitress (bot/edge.py) in a background thread; returns the bound port."""
+        """Serve the callback with waitress (bot/wecom/edge.py) in a background thread; returns the bound port."""
         self._http_server = create_edge_server(self.flask, self.config.server, self.rejections,
                                                host=host or self.config.server.host,
                                                port=self.config.server.port if port is None else port)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
-    from bot.calendar_file import CalendarFile
+    from bot.appraisal.calendar_file import CalendarFile
 
 REAL_API_BASE_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 # WeCom's duplicate-check window is at most 4 h. Rows get windows between the configured shortest one and
@@ -83,7 +83,7 @@ class ServerConfig:
     port: int = 8080
     threads: int = 8
     max_body_bytes: int = 65536
-    # The edge (bot/edge.py): one abusive client must not starve WeCom's callbacks.
+    # The edge (bot/wecom/edge.py): one abusive client must not starve WeCom's callbacks.
     connection_limit: int = 1000
     channel_timeout: int = 30
     request_timeout: int = 10
@@ -658,7 +658,7 @@ def _scheme_name(reader: _Reader, key: str, value: str | None, base_dir: Path | 
     looks_like_file = name.endswith(".toml") or "/" in name or "\\" in name
     if looks_like_file and base_dir is not None and not Path(name).is_absolute():
         name = str((base_dir / name).resolve())
-    from bot.schemes import SchemeLoadError, load_scheme
+    from bot.appraisal.schemes import SchemeLoadError, load_scheme
     try:
         load_scheme(name)
     except SchemeLoadError as error:
@@ -764,7 +764,7 @@ def _calendar_file(reader: _Reader, name: str, base_dir: Path | None) -> tuple[P
     """The holiday file for years chinese-calendar lacks, relative to the config file. A missing file is no
     data (the calendar_warning job and `kpibot calendar show` name where it is expected); its problems are
     config problems."""
-    from bot.calendar_file import CalendarFileError, load_calendar_file
+    from bot.appraisal.calendar_file import CalendarFileError, load_calendar_file
 
     path = Path(name)
     if not path.is_absolute():

@@ -1,7 +1,7 @@
 """Conversation and command handlers, one module per family; ROUTERS lists them all, in dispatch order."""
 from __future__ import annotations
 
-from bot.routing import Router
+from bot.chat.routing import Router
 from handlers import help as help_handlers
 from handlers import leave, self_review, weekly_report
 from handlers import feedback360, okr

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from bot import cards
-from bot.feedback360 import (
+from bot.wecom import cards
+from bot.appraisal.feedback360 import (
     CONVERSATION_TIMEOUT,
     DEFAULT_DEADLINE_DAYS,
     FLOW,
@@ -40,10 +40,10 @@ from bot.feedback360 import (
     subjects,
     worked_with,
 )
-from bot.models import Feedback360Ask, Feedback360Nomination, Member
-from bot.okr import team_members
-from bot.routing import Context, ConversationSpec, Role, Router
-from bot.schemes import load_scheme
+from bot.storage.models import Feedback360Ask, Feedback360Nomination, Member
+from bot.appraisal.okr import team_members
+from bot.chat.routing import Context, ConversationSpec, Role, Router
+from bot.appraisal.schemes import load_scheme
 
 router = Router("feedback360")
 
@@ -167,7 +167,7 @@ def _send_nomination_card(ctx: Context, reviewer: str, nomination: Feedback360No
 
 
 def nomination_subject(nomination: Feedback360Nomination) -> str:
-    """What a nomination card is about (bot.card_state): every reviewer's copy is finished together."""
+    """What a nomination card is about (bot.wecom.card_state): every reviewer's copy is finished together."""
     return f"360:{nomination.id}"
 
 

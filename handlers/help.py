@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.models import MemberVisit
-from bot.routing import Context, Role, Router
+from bot.storage.models import MemberVisit
+from bot.chat.routing import Context, Role, Router
 
 router = Router("help")
 

@@ -9,9 +9,9 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Leave
-from bot.routing import Context, Router
-from bot.workcalendar import is_workday, workdays_of_week
+from bot.storage.models import Leave
+from bot.chat.routing import Context, Router
+from bot.appraisal.workcalendar import is_workday, workdays_of_week
 
 router = Router("leave")
 

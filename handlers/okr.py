@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.okr import (
+from bot.appraisal.okr import (
     OkrError,
     add_kr,
     add_objective,
@@ -24,8 +24,8 @@ from bot.okr import (
     review_kr,
     team_tree,
 )
-from bot.models import Department, Member, OkrKeyResult
-from bot.routing import Context, Role, Router
+from bot.storage.models import Department, Member, OkrKeyResult
+from bot.chat.routing import Context, Role, Router
 
 router = Router("okr")
 
@@ -164,7 +164,7 @@ def _review(ctx: Context, words: list[str], *, approve: bool) -> None:
 
 
 def kr_subject(kr_id: int) -> str:
-    """What an approval card is about (bot.card_state): every approver's copy is finished together."""
+    """What an approval card is about (bot.wecom.card_state): every approver's copy is finished together."""
     return f"okr:{kr_id}"
 
 

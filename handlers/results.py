@@ -1,5 +1,5 @@
 """What people read about results: /result (one's own, with history and trend), /team (a manager's team table)
-and /idp (open development plans); every view passes through bot.permissions."""
+and /idp (open development plans); every view passes through bot.appraisal.permissions."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -7,15 +7,15 @@ from sqlalchemy import select
 from datetime import datetime
 from typing import Any
 
-from bot.appraisal import cached_scheme
-from bot.data_entry import appraisal_month, parse_period
-from bot.models import Idp
-from bot.permissions import Org
-from bot import data_quality
-from bot.results import (ROWS_SHOWN, Roster, calibration_period, close_moment, history, idp_view, latest_published_period,
+from bot.appraisal.assignment import cached_scheme
+from bot.appraisal.entries import appraisal_month, parse_period
+from bot.storage.models import Idp
+from bot.appraisal.permissions import Org
+from bot.appraisal import data_quality
+from bot.appraisal.results import (ROWS_SHOWN, Roster, calibration_period, close_moment, history, idp_view, latest_published_period,
                          period_label, period_quality, period_state, publish_moment, result_view, stored_result,
                          team_rows)
-from bot.routing import Context, Role, Router
+from bot.chat.routing import Context, Role, Router
 from scoring import Period
 
 router = Router("results")

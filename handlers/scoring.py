@@ -11,15 +11,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.data_entry import (EntryError, KeyRef, appraisal_month, check_value, decimal_text, due_ratings, ensure_open,
+from bot.appraisal.entries import (EntryError, KeyRef, appraisal_month, check_value, decimal_text, due_ratings, ensure_open,
                             find_key, find_member, is_waive_word, latest_entry, parse_amount, parse_period,
                             parse_periods, parse_rating, period_for, period_of_cycle, record,
                             unusual_against_history, waive_in_bulk)
-from bot.models import SelfReview, WeeklyReport
-from bot.results import (ROWS_SHOWN, ResultsError, Roster, calibrate, compute, default_calibration_month,
+from bot.storage.models import SelfReview, WeeklyReport
+from bot.appraisal.results import (ROWS_SHOWN, ResultsError, Roster, calibrate, compute, default_calibration_month,
                          latest_entries, member_view, missing_labels, number_text, period_label, publish_moment)
-from bot.routing import Context, ConversationSpec, Role, Router
-from bot.workcalendar import month_days, week_of
+from bot.chat.routing import Context, ConversationSpec, Role, Router
+from bot.appraisal.workcalendar import month_days, week_of
 from scoring import WAIVED, Indicator, Period
 
 router = Router("scoring")

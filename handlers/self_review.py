@@ -11,21 +11,21 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import outbox
-from bot.appraisal import behaviour_indicators_due, cached_scheme, department_parents, scheme_name_for
+from bot.wecom import outbox
+from bot.appraisal.assignment import behaviour_indicators_due, cached_scheme, department_parents, scheme_name_for
 from bot.config import Config
-from bot.models import Conversation, Member, SelfReview
-from bot.outbox import Outgoing
-from bot.routing import Context, ConversationSpec, Router
+from bot.storage.models import Conversation, Member, SelfReview
+from bot.wecom.outbox import Outgoing
+from bot.chat.routing import Context, ConversationSpec, Router
 from bot.templates import render
-from bot.workcalendar import (end_of_day, is_workday, month_of, next_workday, nth_workday_of_month,
+from bot.appraisal.workcalendar import (end_of_day, is_workday, month_of, next_workday, nth_workday_of_month,
                               review_prompt_day)
 from handlers import leave
 from handlers.weekly_report import open_waiting_conversation
 from scoring import Indicator
 
 if TYPE_CHECKING:
-    from bot.schedule import JobContext
+    from bot.jobs.runner import JobContext
 
 router = Router("self_review")
 
@@ -306,7 +306,7 @@ def _resume(ctx: Context) -> None:
 # -- scheduled jobs ----------------------------------------------------------------------------------------------
 def _ask_members(job: JobContext, kind: str) -> str:
     session, config, month = job.session, job.config, job.period
-    now = job.bot.clock.now()
+    now = job.clock.now()
     day = job.at.date()
     expires = max(end_of_day(next_workday(day), config.schedule.zone),
                   now + timedelta(minutes=config.bot.conversation_timeout_minutes))

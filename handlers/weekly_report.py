@@ -12,25 +12,26 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import cards, okr, outbox, plain_text
+from bot.appraisal import okr
+from bot.wecom import cards, outbox, plain_text
 from bot.config import Config, ReportQuestion
-from bot.models import Conversation, Member, WeeklyReport
-from bot.outbox import Outgoing
-from bot.routing import Context, ConversationSpec, Role, Router
+from bot.storage.models import Conversation, Member, WeeklyReport
+from bot.wecom.outbox import Outgoing
+from bot.chat.routing import Context, ConversationSpec, Role, Router
 from bot.templates import render
-from bot.workcalendar import (end_of_day, next_workday, parse_week, shift_week, week_days, week_of,
+from bot.appraisal.workcalendar import (end_of_day, next_workday, parse_week, shift_week, week_days, week_of,
                               weekly_deadline, weekly_deadline_day, weekly_prompt_day, workdays_of_week)
 from handlers import leave
 
 if TYPE_CHECKING:
-    from bot.schedule import JobContext
+    from bot.jobs.runner import JobContext
 
 router = Router("weekly_report")
 
 FLOW = "weekly_report"
 CARD_PREFIX = "report:"
 # The question whose answer is the member's key-result progress: with open KRs it becomes one
-# question per KR, each recorded on the KR itself (bot/okr.py).
+# question per KR, each recorded on the KR itself (bot/appraisal/okr.py).
 KR_QUESTION_KEY = "kr_progress"
 _LEADING_NUMBER = re.compile(r"^\s*[+]?\d[\d,，]*(?:\.\d+)?[^\s，,。；;]*[\s，,。；;]*")  # "3场，" before a note
 HISTORY_COUNT = 4
@@ -314,7 +315,7 @@ def _show_summary(ctx: Context, report: WeeklyReport, preface: str = "") -> None
 
 
 def report_subject(report: WeeklyReport) -> str:
-    """What a summary card is about (bot.card_state): one member's report for one week."""
+    """What a summary card is about (bot.wecom.card_state): one member's report for one week."""
     return f"report:{report.userid}:{report.week}"
 
 
@@ -853,7 +854,7 @@ def _active_members(session: Session) -> list[Member]:
 def _ask_members(job: JobContext, kind: str) -> str:
     """The prompt ("prompt") or the reminder ("reminder"): one message to each member who still owes the report."""
     session, config, week = job.session, job.config, job.period
-    now = job.bot.clock.now()
+    now = job.clock.now()
     day = job.at.date()
     questions = config.weekly_report.questions
     members = _active_members(session)
@@ -912,7 +913,7 @@ def send_weekly_escalations(job: JobContext) -> str:
     """After the deadline each manager gets who in their team is missing and a digest of the submitted reports."""
     session, config, week = job.session, job.config, job.period
     rules = config.weekly_report
-    now = job.bot.clock.now()
+    now = job.clock.now()
     members = _active_members(session)
     by_id = {m.userid: m for m in members}
     prompt_day, deadline_day = weekly_prompt_day(week, rules), weekly_deadline_day(week, rules)

@@ -1,6 +1,6 @@
 """Pure data-quality rules: bounds of derived metrics, a source that collapsed, a value far from its peers.
 
-No I/O, no clock: day-by-day activity and values in, frozen findings out (bot.data_quality stores and explains them).
+No I/O, no clock: day-by-day activity and values in, frozen findings out (bot.appraisal.data_quality stores and explains them).
 """
 from __future__ import annotations
 

@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, MetaData, delete, inspect, text
 
-from bot import demo_org
+from bot.sandbox import demo_org
 from bot.app import KpiBot
 from bot.clock import FakeClock
 from bot.config import Config, parse_config
-from bot.db import make_engine, upgrade_database
-from bot.fake_wecom import DeliveredMessage, FakeWeCom
-from bot.models import Base
-from bot.wecom_callbacks import CallbackSender
+from bot.storage.db import make_engine, upgrade_database
+from bot.fakes.wecom import DeliveredMessage, FakeWeCom
+from bot.storage.models import Base
+from bot.fakes.callbacks import CallbackSender
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CORP_ID = "wwkpibottest0001"

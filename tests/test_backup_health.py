@@ -7,12 +7,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.clock import SystemClock
-from bot.db import make_engine, make_session_factory, transaction
-from bot.models import OutboxMessage
-from bot.outbox import Outgoing, enqueue
-from bot.schedule import JobRunner
+from bot.storage.db import make_engine, make_session_factory, transaction
+from bot.storage.models import OutboxMessage
+from bot.wecom.outbox import Outgoing, enqueue
+from bot.jobs.runner import JobRunner
 from bot.templates import render
 from tests.harness import BotEnv
 

@@ -6,8 +6,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot.db import transaction
-from bot.models import InboxMessage, Member, OutboxMessage
+from bot.storage.db import transaction
+from bot.storage.models import InboxMessage, Member, OutboxMessage
 from tests.harness import BotEnv
 
 
@@ -165,7 +165,7 @@ def test_per_member_limit_is_respected_so_wecom_drops_nothing(bot_env: BotEnv) -
 
 
 def test_a_long_reply_is_split_at_2048_bytes_in_order(bot_env: BotEnv) -> None:
-    from bot.outbox import Outgoing, enqueue, split_utf8
+    from bot.wecom.outbox import Outgoing, enqueue, split_utf8
     text = "\n".join(f"第{i:03d}行：本周关键动作与结果数据汇总。" for i in range(200))
     with transaction(bot_env.bot.sessions) as session:
         enqueue(session, "test:long", Outgoing.text("lina", text), bot_env.clock.now())

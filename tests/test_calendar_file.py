@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import workcalendar as wc
-from bot.cli import main
+from bot.appraisal import workcalendar as wc
+from bot.cli.main import main
 from bot.config import ConfigError, parse_config
-from bot.fake_wecom import FakeWeCom
-from bot.schedule import JobRunner, job_by_id, next_effective_fire_time
+from bot.fakes.wecom import FakeWeCom
+from bot.jobs.runner import JobRunner, job_by_id, next_effective_fire_time
 from bot.templates import render
 from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN, BotEnv, make_config)
 

@@ -17,9 +17,9 @@ import requests
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import func, select
 
-from bot.models import InboxMessage
-from bot.wecom_callbacks import CallbackResponse, CallbackSender, build_text_xml
-from bot.wecom_crypto import CallbackCrypto
+from bot.storage.models import InboxMessage
+from bot.fakes.callbacks import CallbackResponse, CallbackSender, build_text_xml
+from bot.wecom.crypto import CallbackCrypto
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, BotEnv
 
 # Straight to the local server: an HTTP(S)_PROXY in the environment must not reroute these.
@@ -198,7 +198,7 @@ def stored(env: BotEnv) -> int:
 def test_malformed_callbacks_get_no_5xx_are_never_stored_and_the_server_keeps_answering(
     bot_env: BotEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.edge")
+    caplog.set_level(logging.WARNING, logger="bot.wecom.edge")
     campaign = Campaign(bot_env)
     before = stored(bot_env)
     for _kind, send in campaign.deliveries():
@@ -246,7 +246,7 @@ def test_every_kind_of_bad_delivery_is_refused_with_the_status_that_says_why(bot
 
 def test_a_refusal_flood_writes_one_log_line_per_reason_with_the_count(bot_env: BotEnv,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.edge")
+    caplog.set_level(logging.WARNING, logger="bot.wecom.edge")
     sender = bot_env.chat.sender
     for _ in range(30):
         assert sender.post_raw(b"<xml/>", {}).status == 400

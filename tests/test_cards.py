@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import card_state
+from bot.wecom import card_state
 from bot.clock import FakeClock
-from bot.db import make_engine, transaction
-from bot.fake_wecom import DeliveredMessage, FakeWeCom
-from bot.models import MemberVisit, OkrKeyResult, OutboxMessage, TemplateCard
-from bot.plain_text import markdown_as_text
+from bot.storage.db import make_engine, transaction
+from bot.fakes.wecom import DeliveredMessage, FakeWeCom
+from bot.storage.models import MemberVisit, OkrKeyResult, OutboxMessage, TemplateCard
+from bot.wecom.plain_text import markdown_as_text
 from bot.templates import render, template_names
-from bot.wecom_callbacks import CallbackSender
+from bot.fakes.callbacks import CallbackSender
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, BotEnv, Chat, make_config, prepare_database, start_bot
 
 EnvFactory = Callable[..., BotEnv]

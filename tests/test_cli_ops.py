@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.clock import SystemClock
-from bot.db import make_engine, make_session_factory, transaction
-from bot.models import OutboxMessage
-from bot.outbox import Outgoing, enqueue
+from bot.storage.db import make_engine, make_session_factory, transaction
+from bot.storage.models import OutboxMessage
+from bot.wecom.outbox import Outgoing, enqueue
 
 
 def _init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:

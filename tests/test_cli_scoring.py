@@ -1,4 +1,4 @@
-"""`kpibot scheme check` and `kpibot score preview` end to end through bot.cli.main, plus their templates."""
+"""`kpibot scheme check` and `kpibot score preview` end to end through bot.cli.main.main, plus their templates."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the lead's tests/conftest.py may do this too; harmless twice
     sys.path.insert(0, str(ROOT))
 
-from bot.cli import main  # noqa: E402
+from bot.cli.main import main  # noqa: E402
 from bot.templates import render  # noqa: E402
 from scoring import preset_names  # noqa: E402
 

@@ -12,10 +12,10 @@ import requests
 from sqlalchemy import func, select
 
 from bot.clock import FakeClock
-from bot.db import make_engine, transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import InboxMessage, OutboxMessage
-from bot.wecom_callbacks import CallbackSender
+from bot.storage.db import make_engine, transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import InboxMessage, OutboxMessage
+from bot.fakes.callbacks import CallbackSender
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, make_config, prepare_database, start_bot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def _free_port() -> int:
 
 
 def _start_serve(config_path: Path, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config_path), "serve", "--no-scheduler"],
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "--config", str(config_path), "serve", "--no-scheduler"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
     for line in process.stdout:  # wait for the banner instead of sleeping

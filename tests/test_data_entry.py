@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.appraisal import cached_scheme
+from bot.appraisal.assignment import cached_scheme
 from bot.config import ResultsConfig
-from bot.data_entry import (EntryError, appraisal_month, find_key, parse_amount, parse_period, parse_rating,
+from bot.appraisal.entries import (EntryError, appraisal_month, find_key, parse_amount, parse_period, parse_rating,
                             period_for)
-from bot.db import transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import AuditEntry, DataEntry, ResultCalibration
-from bot.results import Calibrated
+from bot.storage.db import transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import AuditEntry, DataEntry, ResultCalibration
+from bot.appraisal.results import Calibrated
 from bot.templates import render
 from scoring import Period
 from tests.harness import SHANGHAI, BotEnv, make_config

@@ -14,14 +14,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot import cli, demo_stats
-from bot.cli_results import export_rows
-from bot.data_quality import Finding, finding_text, summary
-from bot.db import transaction
-from bot.demo_org import DEMO_PEOPLE
-from bot.models import AuditEntry, OutboxMessage, PeriodResult, QualityAcceptance
-from bot.results import period_quality
-from bot.sandbox import Sandbox, start_sandbox
+from bot.cli import main as cli
+from bot.sandbox import demo_stats
+from bot.cli.results import export_rows
+from bot.appraisal.data_quality import Finding, finding_text, summary
+from bot.storage.db import transaction
+from bot.sandbox.demo_org import DEMO_PEOPLE
+from bot.storage.models import AuditEntry, OutboxMessage, PeriodResult, QualityAcceptance
+from bot.appraisal.results import period_quality
+from bot.sandbox.server import Sandbox, start_sandbox
 from bot.templates import render
 from scoring import WAIVED, MemberData, Period
 from tests.test_sandbox_api import Api
@@ -270,10 +271,10 @@ def test_the_quality_templates_render() -> None:
 
 
 def test_an_outage_spares_the_members_whose_doubted_values_are_waived_and_holds_the_rest(engine: Any) -> None:
-    from bot.appraisal import cached_scheme
-    from bot.data_quality import check, held
-    from bot.db import make_session_factory
-    from bot.models import WeComGroupDay
+    from bot.appraisal.assignment import cached_scheme
+    from bot.appraisal.data_quality import check, held
+    from bot.storage.db import make_session_factory
+    from bot.storage.models import WeComGroupDay
 
     scheme = cached_scheme("seed-executor")
     people = ("zhangwei", "liuyang", "huangli")
@@ -302,10 +303,10 @@ def test_an_outage_spares_the_members_whose_doubted_values_are_waived_and_holds_
 
 def test_days_missing_among_synced_days_hold_a_result_and_a_member_never_synced_is_only_missing(engine: Any
                                                                                               ) -> None:
-    from bot.appraisal import cached_scheme
-    from bot.data_quality import check, held
-    from bot.db import make_session_factory
-    from bot.models import WeComBehaviorDay
+    from bot.appraisal.assignment import cached_scheme
+    from bot.appraisal.data_quality import check, held
+    from bot.storage.db import make_session_factory
+    from bot.storage.models import WeComBehaviorDay
 
     scheme = cached_scheme("seed-executor")
     sessions = make_session_factory(engine)

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from bot.config import ConfigError
-from bot.models import InboxMessage
-from bot.schedule import JobRunner
+from bot.storage.models import InboxMessage
+from bot.jobs.runner import JobRunner
 from bot.templates import render
 from tests.harness import BotEnv, make_config
 
@@ -43,7 +43,7 @@ def test_the_prune_job_deletes_handled_rows_past_the_window_and_keeps_the_rest(b
 
 def test_a_replay_after_its_key_was_pruned_is_refused_not_handled_again(bot_env: BotEnv,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.edge")
+    caplog.set_level(logging.WARNING, logger="bot.wecom.edge")
     bot_env.chat.send(MEMBER, "/help")
     bot_env.chat.expect_text(MEMBER)
     bot_env.advance(days=9)

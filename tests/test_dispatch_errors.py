@@ -7,12 +7,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FakeClock
-from bot.db import make_engine, transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import InboxMessage, OutboxMessage
-from bot.outbox import Outgoing, enqueue
-from bot.routing import Context, Role, Router
-from bot.wecom_callbacks import CallbackSender
+from bot.storage.db import make_engine, transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import InboxMessage, OutboxMessage
+from bot.wecom.outbox import Outgoing, enqueue
+from bot.chat.routing import Context, Role, Router
+from bot.fakes.callbacks import CallbackSender
 from handlers import ROUTERS
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, BotEnv, Chat, make_config, prepare_database
 

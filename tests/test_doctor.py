@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from bot.cli import main
-from bot.cli_doctor import Check, doctor, report
+from bot.cli.main import main
+from bot.cli.doctor import Check, doctor, report
 from bot.clock import FakeClock
-from bot.db import transaction
-from bot.models import OutboxMessage
-from bot.outbox import Outgoing, enqueue
+from bot.storage.db import transaction
+from bot.storage.models import OutboxMessage
+from bot.wecom.outbox import Outgoing, enqueue
 from bot.templates import render
 from tests.harness import BotEnv, write_config_file
 

@@ -9,9 +9,9 @@ import pytest
 
 from bot.app import KpiBot
 from bot.clock import FakeClock
-from bot.db import make_engine
-from bot.edge import waitress_adjustments
-from bot.fake_wecom import FakeWeCom
+from bot.storage.db import make_engine
+from bot.wecom.edge import waitress_adjustments
+from bot.fakes.wecom import FakeWeCom
 from tests.harness import make_config, prepare_database
 
 REQUEST_TIMEOUT = 1

@@ -1,4 +1,4 @@
-"""Tests for bot.fake_wecom (through wechatpy's real client) and bot.wecom_callbacks (against a wechatpy Flask app)."""
+"""Tests for bot.fakes.wecom (through wechatpy's real client) and bot.fakes.callbacks (against a wechatpy Flask app)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import APILimitedException, InvalidSignatureException, WeChatClientException
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bot.fake_wecom import DeliveredMessage, FakeWeCom
-from bot.wecom_callbacks import CallbackSender, Tamper, build_card_event_xml, build_event_xml, build_text_xml
+from bot.fakes.wecom import DeliveredMessage, FakeWeCom
+from bot.fakes.callbacks import CallbackSender, Tamper, build_card_event_xml, build_event_xml, build_text_xml
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CORP_ID = "wwkpibot0000000001"

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.db import transaction
-from bot.models import OutboxMessage
-from bot.outbox import Outgoing, enqueue
-from bot.sender import Sender
-from bot.wecom_client import WeComClient
+from bot.storage.db import transaction
+from bot.storage.models import OutboxMessage
+from bot.wecom.outbox import Outgoing, enqueue
+from bot.wecom.sender import Sender
+from bot.wecom.client import WeComClient
 from tests.harness import BotEnv
 
 USER = "zhaolei"

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import inspect, select
 
-from bot import demo_org
-from bot.cli import main
-from bot.db import transaction
-from bot.feedback360 import (
+from bot.sandbox import demo_org
+from bot.cli.main import main
+from bot.storage.db import transaction
+from bot.appraisal.feedback360 import (
     Aggregate,
     DailyReport,
     RoundProgress,
@@ -22,13 +22,13 @@ from bot.feedback360 import (
     parse_rating,
     worked_with,
 )
-from bot.fake_wecom import FakeWeCom
-from bot.indicator_sources import collect_values, member_values
-from bot.models import Feedback360Ask, Feedback360Rating, Feedback360Round
-from bot.okr import add_kr, add_objective, record_kr_progress, review_kr
-from bot.routing import Person, Role
-from bot.schedule import JobRunner
-from bot.schemes import load_scheme
+from bot.fakes.wecom import FakeWeCom
+from bot.appraisal.indicator_sources import collect_values, member_values
+from bot.storage.models import Feedback360Ask, Feedback360Rating, Feedback360Round
+from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_kr
+from bot.chat.routing import Person, Role
+from bot.jobs.runner import JobRunner
+from bot.appraisal.schemes import load_scheme
 from bot.templates import render
 from handlers.feedback360 import parse_deadline
 from scoring import MemberData, compute_results
@@ -342,7 +342,7 @@ def test_every_feedback360_template_has_a_case() -> None:
 
 
 def test_colleagues_named_in_weekly_reports_are_proposed(bot_env: BotEnv) -> None:
-    from bot import models
+    from bot.storage import models
     report = getattr(models, "WeeklyReport", None)
     if report is None:
         pytest.skip("the weekly report has not landed")

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from bot import demo_org
-from bot.cli import main
+from bot.sandbox import demo_org
+from bot.cli.main import main
 from bot.clock import FileClock
-from bot.db import make_engine, make_session_factory, transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import AuditEntry, JobRun, Member, OutboxMessage, PeriodResult
-from bot.schedule import JOB_CLAIM, LEASE_DURATION, jitter
+from bot.storage.db import make_engine, make_session_factory, transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import AuditEntry, JobRun, Member, OutboxMessage, PeriodResult
+from bot.jobs.runner import JOB_CLAIM, LEASE_DURATION, jitter
 from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, prepare_database, write_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ class Process:
     """A kpibot subprocess whose output is read by a thread, so a test can wait for a line without sleeping."""
 
     def __init__(self, argv: list[str], env: dict[str, str], everyone: queue.Queue[tuple[Process, str]]) -> None:
-        self.popen = subprocess.Popen([sys.executable, "-m", "bot.cli", *argv], cwd=ROOT, env=env,
+        self.popen = subprocess.Popen([sys.executable, "-m", "bot.cli.main", *argv], cwd=ROOT, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self._new: queue.Queue[str | None] = queue.Queue()

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import outbox
-from bot.cli import main
-from bot.db import transaction
-from bot.models import JobRun, Member, OutboxMessage
-from bot.outbox import Outgoing
-from bot.schedule import JITTER_SECONDS, JOB_CLAIM, LEASE_DURATION, BotScheduler, JobRunner, jitter
+from bot.wecom import outbox
+from bot.cli.main import main
+from bot.storage.db import transaction
+from bot.storage.models import JobRun, Member, OutboxMessage
+from bot.wecom.outbox import Outgoing
+from bot.jobs.runner import JITTER_SECONDS, JOB_CLAIM, LEASE_DURATION, BotScheduler, JobRunner, jitter
 from tests.harness import SHANGHAI, BotEnv
 from tests.test_month import settle, write_config
 

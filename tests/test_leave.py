@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.db import transaction
-from bot.models import Leave
+from bot.storage.db import transaction
+from bot.storage.models import Leave
 from bot.templates import render
 from handlers.leave import LeaveDateError, LeaveView, parse_leave_dates, userids_on_leave, userids_on_leave_between
 from tests.harness import BotEnv, Chat

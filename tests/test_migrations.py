@@ -5,7 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
-from bot.models import Base
+from bot.storage.models import Base
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:

@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot import cli
+from bot.cli import main as cli
 from bot.app import KpiBot
-from bot.db import make_engine, transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import AuditEntry, DataEntry, Idp, OutboxMessage, PeriodResult
-from bot.schedule import JobRunner
-from bot.wecom_callbacks import CallbackSender
+from bot.storage.db import make_engine, transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import AuditEntry, DataEntry, Idp, OutboxMessage, PeriodResult
+from bot.jobs.runner import JobRunner
+from bot.fakes.callbacks import CallbackSender
 from scoring import competition_ranks
 from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, TOKEN, BotEnv, Chat, make_config,
                            prepare_database, start_bot)

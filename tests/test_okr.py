@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.db import transaction
-from bot.indicator_sources import collect_values, member_values, okr_averages
-from bot.models import OkrKeyResult, OkrProgress
-from bot.okr import (
+from bot.storage.db import transaction
+from bot.appraisal.indicator_sources import collect_values, member_values, okr_averages
+from bot.storage.models import OkrKeyResult, OkrProgress
+from bot.appraisal.okr import (
     KrView,
     ObjectiveView,
     OkrError,
@@ -23,8 +23,8 @@ from bot.okr import (
     quarter_close_period,
     record_kr_progress,
 )
-from bot.routing import Person, Role
-from bot.schedule import JobRunner
+from bot.chat.routing import Person, Role
+from bot.jobs.runner import JobRunner
 from bot.templates import render
 from scoring import MemberData, check_scheme, compute_results
 from tests.harness import BotEnv, Chat

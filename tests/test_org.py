@@ -10,11 +10,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from wechatpy.exceptions import WeChatClientException
 
-from bot.cli import main
-from bot.db import transaction
-from bot.demo_org import DEMO_PEOPLE
-from bot.models import Member
-from bot.org import DepartmentRecord, OrgNotVisible, UserRecord, apply_org, resolve_manager, sync_org
+from bot.cli.main import main
+from bot.storage.db import transaction
+from bot.sandbox.demo_org import DEMO_PEOPLE
+from bot.storage.models import Member
+from bot.appraisal.org_sync import DepartmentRecord, OrgNotVisible, UserRecord, apply_org, resolve_manager, sync_org
 from tests.harness import BotEnv, make_config, write_config_file
 
 NOW = datetime(2026, 11, 27, 2, 40, tzinfo=timezone.utc)

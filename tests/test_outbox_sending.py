@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from bot import outbox
-from bot.cards import CardButton, button_card, new_task_id
-from bot.cli import main
+from bot.wecom import outbox
+from bot.wecom.cards import CardButton, button_card, new_task_id
+from bot.cli.main import main
 from bot.clock import FakeClock
-from bot.db import transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import OutboxMessage
-from bot.outbox import Outgoing
-from bot.sender import Sender
-from bot.wecom_client import DatabaseTokenStore, token_lifetime
+from bot.storage.db import transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import OutboxMessage
+from bot.wecom.outbox import Outgoing
+from bot.wecom.sender import Sender
+from bot.wecom.client import DatabaseTokenStore, token_lifetime
 from tests.harness import CORP_SECRET, BotEnv
 from tests.test_month import start_env, write_config
 
@@ -135,7 +135,7 @@ def _health(env: BotEnv) -> dict[str, object]:
 
 def _paused_then_fixed(env: BotEnv, caplog: pytest.LogCaptureFixture, break_it: object, fix_it: object,
                        code: str) -> None:
-    caplog.set_level(logging.INFO, logger="bot.sender")
+    caplog.set_level(logging.INFO, logger="bot.wecom.sender")
     break_it()  # type: ignore[operator]
     members = ["zhangwei", "liuyang", "chenjing", "yangfan", "huangli"]
     for index, member in enumerate(members):
@@ -230,7 +230,7 @@ def test_41001_gets_one_fresh_token_like_40014(bot_env: BotEnv, times: int, outc
 
 @pytest.mark.parametrize("expires_in", [0, 1, 60, 300, 301, 7200])
 def test_a_short_lived_token_is_still_kept_for_a_while(engine: Engine, clock: FakeClock, expires_in: int) -> None:
-    from bot.db import make_session_factory
+    from bot.storage.db import make_session_factory
     store = DatabaseTokenStore(make_session_factory(engine), clock)
     store.set("k", "token-value", expires_in)
     if expires_in >= 2:
@@ -283,7 +283,7 @@ def ceiling_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterato
 def test_the_company_wide_ceilings_hold_and_the_daily_volume_is_watched(
         ceiling_env: BotEnv, caplog: pytest.LogCaptureFixture) -> None:
     env = ceiling_env
-    caplog.set_level(logging.WARNING, logger="bot.sender")
+    caplog.set_level(logging.WARNING, logger="bot.wecom.sender")
     env.fake.set_api_limits(per_minute=12, per_hour=30)  # WeCom's ceilings, scaled down like ours
     members = ["zhangwei", "liuyang", "chenjing", "yangfan", "huangli", "wuhao"]
     for index in range(5):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.outbox import CONTENT_LIMIT_BYTES, split_utf8
+from bot.wecom.outbox import CONTENT_LIMIT_BYTES, split_utf8
 
 
 def test_short_text_is_one_piece() -> None:

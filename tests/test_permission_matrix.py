@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from bot.data_entry import record
-from bot.db import transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import SelfReview, WeeklyReport
-from bot.schedule import JobRunner
-from bot.workcalendar import week_of
+from bot.appraisal.entries import record
+from bot.storage.db import transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import SelfReview, WeeklyReport
+from bot.jobs.runner import JobRunner
+from bot.appraisal.workcalendar import week_of
 from handlers import ROUTERS
 from tests.harness import BotEnv
 from tests.test_month import settle, start_env

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.data_entry import record
-from bot.db import transaction
-from bot.fake_wecom import FakeWeCom
-from bot.models import DataEntry, Idp, IdpItem, ResultCalibration
-from bot.permissions import Org
+from bot.appraisal.entries import record
+from bot.storage.db import transaction
+from bot.fakes.wecom import FakeWeCom
+from bot.storage.models import DataEntry, Idp, IdpItem, ResultCalibration
+from bot.appraisal.permissions import Org
 from tests.harness import BotEnv
 from tests.test_month import CLOSE_AT, PUBLISH_AT, contents, run_job, say, settle, start_env
 

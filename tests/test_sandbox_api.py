@@ -21,11 +21,12 @@ import requests
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
-from bot import outbox, schedule
-from bot.db import transaction
-from bot.models import InboxMessage, JobRun
-from bot.outbox import Outgoing
-from bot.sandbox import STATIC_DIR, Sandbox, SandboxClock, SandboxStartError, start_sandbox
+from bot.jobs import runner as schedule
+from bot.wecom import outbox
+from bot.storage.db import transaction
+from bot.storage.models import InboxMessage, JobRun
+from bot.wecom.outbox import Outgoing
+from bot.sandbox.server import STATIC_DIR, Sandbox, SandboxClock, SandboxStartError, start_sandbox
 from bot.templates import environment, render, template_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,8 +431,8 @@ def test_time_and_the_conversation_survive_a_restart(tmp_path: Path, org_sync_on
 
 
 def test_seed_steps_run_once_per_data_dir_unless_they_fill_the_fake(tmp_path: Path) -> None:
-    from bot.sandbox import SandboxState
-    from bot.sandbox_seed import SeedStep, previous_months, run_seed_steps
+    from bot.sandbox.server import SandboxState
+    from bot.sandbox.seed import SeedStep, previous_months, run_seed_steps
 
     ran: list[str] = []
     history = SeedStep("history", lambda ctx: ran.append("history"))
@@ -506,12 +507,12 @@ class LineReader:
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def test_kpibot_sandbox_starts_prints_its_address_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "sandbox", "--port", "0", "--no-browser",
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "sandbox", "--port", "0", "--no-browser",
                                 "--data", str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -562,7 +563,7 @@ def test_start_errors_are_typed(tmp_path: Path) -> None:
 
 def test_no_browser_is_opened_without_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a display webbrowser would start lynx or w3m inside the terminal; the address is printed instead."""
-    from bot import cli_sandbox
+    from bot.cli import sandbox as cli_sandbox
 
     opened: list[str] = []
     monkeypatch.setattr(cli_sandbox.webbrowser, "open", lambda url: opened.append(url) or True)

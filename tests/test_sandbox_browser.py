@@ -23,11 +23,11 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
-from bot import outbox
-from bot.db import transaction
-from bot.models import InboxMessage, JobRun, WeeklyReport
-from bot.outbox import Outgoing
-from bot.sandbox import Sandbox, start_sandbox
+from bot.wecom import outbox
+from bot.storage.db import transaction
+from bot.storage.models import InboxMessage, JobRun, WeeklyReport
+from bot.wecom.outbox import Outgoing
+from bot.sandbox.server import Sandbox, start_sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

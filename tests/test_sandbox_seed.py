@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot import demo_history
-from bot.db import transaction
-from bot.models import DataEntry, Idp, OutboxMessage, PeriodResult, ResultPeriod, SelfReview, WeeklyReport
-from bot.sandbox import Sandbox, start_sandbox
-from bot.sandbox_seed import SEED_STEPS
+from bot.sandbox import demo_history
+from bot.storage.db import transaction
+from bot.storage.models import DataEntry, Idp, OutboxMessage, PeriodResult, ResultPeriod, SelfReview, WeeklyReport
+from bot.sandbox.server import Sandbox, start_sandbox
+from bot.sandbox.seed import SEED_STEPS
 from tests.test_sandbox_api import START, Api, bot_text
 
 HISTORY = ("2026-08", "2026-09", "2026-10")  # the months before START's

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import (ConfigError, SelfReviewConfig, WeeklyReportConfig, load_config, parse_config)
-from bot.fake_wecom import FakeWeCom
-from bot.schedule import (HOUSEKEEPING, JOBS, BotScheduler, JobRunner, all_jobs, job_by_id, next_effective_fire_time,
+from bot.fakes.wecom import FakeWeCom
+from bot.jobs.runner import (HOUSEKEEPING, JOBS, BotScheduler, JobRunner, all_jobs, job_by_id, next_effective_fire_time,
                           next_fire_times)
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, TOKEN, BotEnv, make_config
 
@@ -180,8 +180,8 @@ def fake_wecom_detail(path: Path) -> str:
     """The recorded detail of the weekly prompt's run, read back from the database."""
     from sqlalchemy import select
 
-    from bot.db import make_engine, make_session_factory, transaction
-    from bot.models import JobRun
+    from bot.storage.db import make_engine, make_session_factory, transaction
+    from bot.storage.models import JobRun
     engine = make_engine(load_config(path, environ={}).database.url.reveal())
     try:
         with transaction(make_session_factory(engine)) as session:

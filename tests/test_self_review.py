@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.appraisal import behaviour_indicators_due, cached_scheme, cycles_due, scheme_name_for
+from bot.appraisal.assignment import behaviour_indicators_due, cached_scheme, cycles_due, scheme_name_for
 from bot.config import AppraisalConfig, SchemeAssignment
-from bot.db import transaction
-from bot.models import SelfReview
-from bot.schedule import JobRunner
+from bot.storage.db import transaction
+from bot.storage.models import SelfReview
+from bot.jobs.runner import JobRunner
 from bot.templates import render
 from handlers.self_review import IndicatorView, RatingProblem, default_month, parse_rating, review_is_open
 from scoring import Cycle, Dimension, Direction, Indicator, RatingRule, Scheme

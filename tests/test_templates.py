@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import jinja2
 import pytest
 
-from bot.org import SyncReport
-from bot.routing import Person, Role
-from bot.schedule import JobResult, WatchedRun
+from bot.appraisal.org_sync import SyncReport
+from bot.chat.routing import Person, Role
+from bot.jobs.runner import JobResult, WatchedRun
 from bot.templates import TEMPLATE_ROOT, render, template_names
 
 ZHANG = Person("zhangwei", "张伟", Role.MEMBER, "lina", (3,))

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.data_entry import record
-from bot.db import transaction
-from bot.models import AuditEntry, DataEntry, Idp, Leave, OutboxMessage, PeriodResult, WeComBehaviorDay
-from bot.nudges import nudge_day, nudge_period_of
-from bot.results import months_label
-from bot.numbers import NumberError, wecom_count, wecom_decimal
-from bot.wecom_stats import _day_start, _MemberPull, _store_behavior
+from bot.appraisal.entries import record
+from bot.storage.db import transaction
+from bot.storage.models import AuditEntry, DataEntry, Idp, Leave, OutboxMessage, PeriodResult, WeComBehaviorDay
+from bot.jobs.nudges import nudge_day, nudge_period_of
+from bot.appraisal.results import months_label
+from bot.appraisal.numbers import NumberError, wecom_count, wecom_decimal
+from bot.appraisal.wecom_stats import _day_start, _MemberPull, _store_behavior
 from bot.templates import render
 from scoring import WAIVED, Period
 from tests.harness import SHANGHAI, BotEnv

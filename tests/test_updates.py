@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.dispatcher import parse_command
-from bot.updates import MalformedUpdate, parse_update
+from bot.chat.dispatcher import parse_command
+from bot.wecom.updates import MalformedUpdate, parse_update
 
 TEXT = ("<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[zhangwei]]></FromUserName>"
         "<CreateTime>1764212400</CreateTime><MsgType><![CDATA[text]]></MsgType>"

@@ -6,9 +6,9 @@ import threading
 from sqlalchemy import Engine
 
 from bot.clock import FakeClock
-from bot.db import make_session_factory
-from bot.fake_wecom import FakeWeCom
-from bot.wecom_client import WeComClient
+from bot.storage.db import make_session_factory
+from bot.fakes.wecom import FakeWeCom
+from bot.wecom.client import WeComClient
 from tests.harness import make_config
 
 

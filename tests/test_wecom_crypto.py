@@ -1,4 +1,4 @@
-"""Tests for bot.wecom_crypto: Tencent's known-answer vectors, round trips, wechatpy cross-checks, every rejection."""
+"""Tests for bot.wecom.crypto: Tencent's known-answer vectors, round trips, wechatpy cross-checks, every rejection."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from bot.wecom_crypto import (
+from bot.wecom.crypto import (
     Base64DecodeError,
     CallbackCrypto,
     CallbackCryptoError,

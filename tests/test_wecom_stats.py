@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import demo_stats
-from bot.cli import main
+from bot.sandbox import demo_stats
+from bot.cli.main import main
 from bot.config import ConfigError, load_config, parse_config
-from bot.db import transaction
-from bot.demo_org import DEMO_PEOPLE
-from bot.fake_wecom import FakeWeCom
-from bot.indicator_sources import (
+from bot.storage.db import transaction
+from bot.sandbox.demo_org import DEMO_PEOPLE
+from bot.fakes.wecom import FakeWeCom
+from bot.appraisal.indicator_sources import (
     DataFlag,
     collect_values,
     data_quality_flags,
@@ -25,11 +25,11 @@ from bot.indicator_sources import (
     source_kind,
     wecom_metrics,
 )
-from bot.models import OutboxMessage, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
-from bot.schedule import JobRunner, job_by_id
-from bot.schemes import load_scheme
+from bot.storage.models import OutboxMessage, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
+from bot.jobs.runner import JobRunner, job_by_id
+from bot.appraisal.schemes import load_scheme
 from bot.templates import render
-from bot.wecom_stats import (
+from bot.appraisal.wecom_stats import (
     BEHAVIOR_PATH,
     CONCURRENCY_BACKOFF,
     CUSTOMERS_PATH,
@@ -439,7 +439,7 @@ def test_a_member_without_customer_contact_permission_is_skipped_and_named_by_th
     assert "孙悦：没有客户联系权限" in text and "权限配置" in text
 
     # The month close tells the admins by name.
-    from bot.results import close_month
+    from bot.appraisal.results import close_month
     close_month(bot_env.bot.sessions, bot_env.config, bot_env.clock.now(), "2026-10")
     bot_env.bot.sender.send_due()
     admin_text = "\n".join(m.content or "" for m in bot_env.fake.delivered("zhoumin"))
@@ -482,7 +482,7 @@ repull_days = 2
 
 def test_sync_wecom_backfills_from_a_date_and_refuses_days_wecom_does_not_give(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bot import demo_org
+    from bot.sandbox import demo_org
     fake = FakeWeCom(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID)  # on the real clock, like the CLI
     demo_org.populate(fake)
     today = datetime.now(WECOM_ZONE).date()

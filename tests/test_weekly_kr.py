@@ -5,9 +5,9 @@ import re
 
 from sqlalchemy import select
 
-from bot.db import transaction
-from bot.models import OkrProgress
-from bot.okr import KrView
+from bot.storage.db import transaction
+from bot.storage.models import OkrProgress
+from bot.appraisal.okr import KrView
 from bot.templates import render
 from tests.harness import BotEnv
 from tests.test_weekly_report import PROMPT_AT, report_of, run_job, say

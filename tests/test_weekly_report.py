@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import DEFAULT_REPORT_QUESTIONS
-from bot.db import transaction
-from bot.models import Conversation, Member, OutboxMessage, WeeklyReport
-from bot.schedule import JobRunner
+from bot.storage.db import transaction
+from bot.storage.models import Conversation, Member, OutboxMessage, WeeklyReport
+from bot.jobs.runner import JobRunner
 from bot.templates import render
-from bot.routing import Role
+from bot.chat.routing import Role
 from handlers.weekly_report import (DigestEntry, ReportEntry, WeekView, parse_pasted_report, parse_week_argument,
                                     team_of)
 from tests.harness import BotEnv, Chat
@@ -375,7 +375,7 @@ def test_managers_see_their_team_and_only_their_team(bot_env: BotEnv) -> None:
 
 
 def test_a_run_missed_while_the_bot_was_down_is_caught_up_once_at_start_up(bot_env: BotEnv) -> None:
-    from bot.schedule import BotScheduler
+    from bot.jobs.runner import BotScheduler
     # The bot was down over Friday 20 November's 16:05 prompt (week 47) and comes back at 18:00.
     settle(bot_env)
     bot_env.clock.set(datetime(2026, 11, 20, 18, 0, tzinfo=SHANGHAI))

@@ -43,9 +43,9 @@ def test_the_wheel_ships_every_template_and_the_example_config(wheel_files: set[
 
 
 def test_the_wheel_ships_static_files_presets_and_migrations(wheel_files: set[str]) -> None:
-    expected = _relative([*(ROOT / "bot" / "static").iterdir(), *(ROOT / "scoring" / "presets").glob("*.toml"),
-                          *(ROOT / "bot" / "migrations" / "versions").glob("0*.py"),
-                          ROOT / "bot" / "migrations" / "env.py", ROOT / "bot" / "migrations" / "script.py.mako"])
+    expected = _relative([*(ROOT / "bot" / "sandbox" / "static").iterdir(), *(ROOT / "scoring" / "presets").glob("*.toml"),
+                          *(ROOT / "bot" / "storage" / "migrations" / "versions").glob("0*.py"),
+                          ROOT / "bot" / "storage" / "migrations" / "env.py", ROOT / "bot" / "storage" / "migrations" / "script.py.mako"])
     assert len(expected) > 10
     assert expected <= wheel_files, sorted(expected - wheel_files)
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from bot import workcalendar as wc
+from bot.appraisal import workcalendar as wc
 from bot.config import SelfReviewConfig, WeeklyReportConfig
 
 WEEKLY = WeeklyReportConfig()
@@ -90,7 +90,7 @@ def test_years_without_official_data_fall_back_to_monday_to_friday_with_a_warnin
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wc, "_warned_years", set())
     assert not wc.has_calendar_data(2031)
-    with caplog.at_level(logging.WARNING, logger="bot.workcalendar"):
+    with caplog.at_level(logging.WARNING, logger="bot.appraisal.workcalendar"):
         assert wc.is_workday(date(2031, 1, 3)) is True  # a Friday
         assert wc.is_workday(date(2031, 1, 4)) is False  # a Saturday
         assert wc.last_workday_of_week("2031-W01") == date(2031, 1, 3)

@@ -1,4 +1,4 @@
-"""bot/datafile.py: typed rows from CSV and XLSX, every bad row reported with its line, numbers as written."""
+"""bot/appraisal/datafile.py: typed rows from CSV and XLSX, every bad row reported with its line, numbers as written."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.datafile import DataFileError, parse_csv_text, parse_number, read_data_file, rows_to_members
+from bot.appraisal.datafile import DataFileError, parse_csv_text, parse_number, read_data_file, rows_to_members
 from scoring import WAIVED
 
 HEADER = "member,team,indicator,period,value,target\n"

@@ -36,9 +36,9 @@ def violations(source: str) -> list[str]:
 
 
 def test_the_checker_catches_what_it_forbids() -> None:
-    bad = "import sqlalchemy\nfrom bot.cli import main\nimport jinja2.sandbox\nopen('x')\n" \
+    bad = "import sqlalchemy\nfrom bot.cli.main import main\nimport jinja2.sandbox\nopen('x')\n" \
           "import datetime\ndatetime.datetime.now()\nfrom datetime import date\ndate.today()\n"
-    assert violations(bad) == ["sqlalchemy", "bot.cli", "jinja2.sandbox", "open(", "datetime.now(", "date.today("]
+    assert violations(bad) == ["sqlalchemy", "bot.cli.main", "jinja2.sandbox", "open(", "datetime.now(", "date.today("]
     assert violations("from decimal import Decimal\nfrom scoring.rules import x\n") == []
 
 

@@ -1,11 +1,11 @@
-"""bot/schemes.py: a scheme from a file path or a preset name, typed errors when it cannot be used."""
+"""bot/appraisal/schemes.py: a scheme from a file path or a preset name, typed errors when it cannot be used."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from bot.schemes import SchemeLoadError, load_scheme, read_scheme_source
+from bot.appraisal.schemes import SchemeLoadError, load_scheme, read_scheme_source
 from scoring import preset_text
 
 

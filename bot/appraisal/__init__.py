@@ -1,0 +1,1 @@
+"""Domain services over storage: people, calendar, periods, ratings, data, sources and results."""

@@ -1,0 +1,1 @@
+"""Chat plumbing: routers, the typed handler context, conversations and the dispatcher."""

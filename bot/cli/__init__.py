@@ -1,0 +1,1 @@
+"""The `kpibot` command line: main() and one module per command family."""

@@ -1,0 +1,226 @@
+"""`kpibot data sync-wecom|wecom-metrics` and `kpibot 360 start|close|status`: the data sources from the command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time as _time
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from wechatpy.exceptions import WeChatClientException
+
+from bot.cli.ops import config_from_args, require_current_schema
+from bot.cli.support import subcommand_group
+from bot.templates import render
+
+
+def _fail(message: str, exit_code: int = 2) -> Exception:
+    from bot.cli.main import CliError  # late: bot.cli.main imports this module
+    return CliError(message, exit_code)
+
+
+def _error_line(template: str, code: str, exit_code: int = 2, **params: Any) -> Exception:
+    return _fail(render(template, code=code, p=params), exit_code)
+
+
+def add_parsers(subparsers: Any) -> None:
+    data = subcommand_group(subparsers, "data", "考核数据")
+    sync = data.add_parser("sync-wecom", help="拉取企业微信客户联系统计（默认昨天；--from 补拉，最多 180 天内）")
+    sync.add_argument("--from", dest="first", metavar="DATE", help="开始日期，例如 2026-09-01（默认昨天）")
+    sync.add_argument("--to", dest="last", metavar="DATE", help="结束日期（默认昨天）")
+    sync.set_defaults(func=cmd_sync_wecom)
+    metrics = data.add_parser("wecom-metrics", help="显示某期间由企业微信统计计算出的指标与数据质量提示")
+    metrics.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
+    metrics.add_argument("--member", action="append", metavar="USERID", help="只显示这些成员（可重复）")
+    metrics.set_defaults(func=cmd_wecom_metrics)
+
+    feedback = subcommand_group(subparsers, "360", "360 度反馈")
+    start = feedback.add_parser("start", help="发起一轮 360 反馈并通知成员提名评价人")
+    start.add_argument("--period", required=True, metavar="P", help="平均分计入的考核期间，例如 2026")
+    start.add_argument("--deadline", metavar="DATE", help="截止日期（默认 14 天后）")
+    start.add_argument("--name", default="", help="名称（默认“<期间> 跨部门协作 360 反馈”）")
+    start.add_argument("--scheme", default=None, help="取指标与行为锚定的方案（默认 [appraisal] default_scheme）")
+    start.set_defaults(func=cmd_360_start)
+    close = feedback.add_parser("close", help="结束进行中的一轮，通知成员结果")
+    close.set_defaults(func=cmd_360_close)
+    status = feedback.add_parser("status", help="进行中一轮的进度（只有数量）")
+    status.set_defaults(func=cmd_360_status)
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _error_line("wecom_stats/cli_error.txt.j2", "bad_date", text=text) from None
+
+
+def _bot(args: argparse.Namespace) -> Any:
+    from bot.app import KpiBot
+    bot = KpiBot(config_from_args(args))
+    require_current_schema(bot.engine)
+    return bot
+
+
+# -- data sync-wecom ------------------------------------------------------------------------------------------
+
+def cmd_sync_wecom(args: argparse.Namespace) -> int:
+    from bot.storage.db import transaction
+    from bot.appraisal.wecom_stats import (StatsNotPermitted, SyncWindowError, check_window, members_to_sync, spans,
+                                 sync_stats, wecom_today)
+
+    bot = _bot(args)
+    try:
+        if not bot.config.wecom_stats.enabled:
+            raise _error_line("wecom_stats/cli_error.txt.j2", "disabled")
+        today = wecom_today(bot.clock.now())
+        yesterday = today - timedelta(days=1)
+        first = _parse_day(args.first) if args.first else yesterday
+        last = _parse_day(args.last) if args.last else yesterday
+        try:
+            check_window(first, last, today)
+        except SyncWindowError as error:
+            raise _error_line("wecom_stats/cli_error.txt.j2", error.reason, first=error.first, last=error.last,
+                              earliest=error.earliest, latest=error.latest) from None
+        started = _time.monotonic()
+        reports = []
+        with transaction(bot.sessions) as session:
+            userids = members_to_sync(session, bot.config)
+        for piece_first, piece_last in spans(first, last):
+            progress = _progress_printer(piece_first, piece_last)
+            try:
+                # One transaction per 30 days: a long backfill keeps what it got if it stops halfway.
+                with transaction(bot.sessions) as session:
+                    reports.append(sync_stats(session, bot.client, userids, piece_first, piece_last,
+                                              now=bot.clock.now(), concurrency=bot.config.wecom_stats.concurrency,
+                                              progress=progress))
+            except StatsNotPermitted as error:
+                raise _error_line("wecom_stats/cli_error.txt.j2", "not_permitted", 1, errmsg=error.errmsg) from None
+            except WeChatClientException as error:
+                raise _error_line("wecom_stats/cli_error.txt.j2", "wecom", 1, errcode=error.errcode,
+                                  errmsg=error.errmsg) from None
+            if reports[-1].stopped:
+                break
+        print(render("wecom_stats/cli_sync.txt.j2", reports=reports, seconds=f"{_time.monotonic() - started:.1f}"))
+        return 1 if any(r.stopped or r.failed for r in reports) else 0
+    finally:
+        bot.engine.dispose()
+
+
+def _progress_printer(first: date, last: date) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if sys.stderr.isatty() or done == total:
+            print(render("wecom_stats/cli_progress.txt.j2", first=first, last=last, done=done, total=total),
+                  file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_wecom_metrics(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from bot.appraisal.data_quality import finding_text, wecom_findings
+    from bot.storage.db import transaction
+    from bot.appraisal.indicator_sources import data_quality_flags, period_days, wecom_metrics
+    from bot.storage.models import Member
+    from bot.appraisal.wecom_stats import members_to_sync, wecom_today
+    from scoring import Period, PeriodError
+    from scoring.wecom_metrics import METRICS
+
+    try:
+        period = str(Period.parse(args.period))
+    except PeriodError:
+        raise _fail(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from None
+    bot = _bot(args)
+    try:
+        with transaction(bot.sessions) as session:
+            userids = args.member or members_to_sync(session, bot.config)
+            names = {m.userid: m.name for m in session.scalars(select(Member).where(Member.userid.in_(userids)))}
+            first, last = period_days(period)
+            values = wecom_metrics(session, userids, first, last)
+            flags = data_quality_flags(session, userids, period, today=wecom_today(bot.clock.now()))
+            findings = wecom_findings(session, period, userids, values, today=wecom_today(bot.clock.now()))
+        rows = [{"userid": u, "name": names.get(u, u), "values": values.get(u, {})} for u in userids]
+        print(render("wecom_stats/metrics.txt.j2", period=period, first=first, last=last, rows=rows,
+                     metrics=METRICS, flags=flags, names=names,
+                     findings=[finding_text(f, names, bot.config.bot.locale) for f in findings]))
+        return 0
+    finally:
+        bot.engine.dispose()
+
+
+# -- 360 ------------------------------------------------------------------------------------------------------
+
+def _send_via_outbox(session: Any, locale: str, now: Any, prefix: str) -> Callable[..., None]:
+    from bot.wecom import outbox
+    from bot.wecom.outbox import Outgoing
+
+    def send(userid: str, template: str, **variables: Any) -> None:
+        text = render(template, locale, **variables)
+        message = Outgoing.markdown(userid, text) if ".md." in template else Outgoing.text(userid, text)
+        outbox.enqueue(session, f"{prefix}:{userid}:{template}", message, now)
+    return send
+
+
+def _run_360(args: argparse.Namespace, work: Callable[[Any, Any], str]) -> int:
+    from bot.storage.db import transaction
+    from bot.appraisal.feedback360 import Feedback360Error
+
+    bot = _bot(args)
+    try:
+        with transaction(bot.sessions) as session:
+            text = work(bot, session)
+        # Send what is due now; anything held back (rate limits, retries) is left to the running bot.
+        while bot.sender.send_due():
+            pass
+    except Feedback360Error as error:
+        raise _fail(render(error.template, **error.variables), 1) from None
+    finally:
+        bot.engine.dispose()
+    print(text)
+    return 0
+
+
+def cmd_360_start(args: argparse.Namespace) -> int:
+    from bot.appraisal.feedback360 import DEFAULT_DEADLINE_DAYS, MIN_SHOWN, start_round
+    from bot.appraisal.schemes import SchemeLoadError, load_scheme
+
+    def work(bot: Any, session: Any) -> str:
+        now = bot.clock.now()
+        today = now.astimezone(bot.config.schedule.zone).date()
+        deadline = _parse_day(args.deadline) if args.deadline else today + timedelta(days=DEFAULT_DEADLINE_DAYS)
+        try:
+            scheme = load_scheme(args.scheme or bot.config.appraisal.default_scheme)
+        except SchemeLoadError as error:
+            raise _fail(str(error), 2) from None
+        opener = bot.config.org.admins[0] if bot.config.org.admins else "cli"
+        round_, count = start_round(session, period=args.period, deadline=deadline, name=args.name, by=opener,
+                                    scheme=scheme, now=now,
+                                    send=_send_via_outbox(session, bot.config.bot.locale, now, f"cli:360:start:{now:%Y%m%d%H%M%S}"))
+        return render("feedback360/cli_result.txt.j2", action="start", round=round_, count=count, shown=0,
+                      min_shown=MIN_SHOWN)
+
+    return _run_360(args, work)
+
+
+def cmd_360_close(args: argparse.Namespace) -> int:
+    from bot.appraisal.feedback360 import MIN_SHOWN, announce_close, require_open_round
+
+    def work(bot: Any, session: Any) -> str:
+        now = bot.clock.now()
+        round_ = require_open_round(session)
+        results = announce_close(session, round_, now, bot.config.org.admins,
+                                 _send_via_outbox(session, bot.config.bot.locale, now, f"cli:360:close:{round_.id}"))
+        return render("feedback360/cli_result.txt.j2", action="close", round=round_, count=len(results),
+                      shown=sum(1 for r in results if r.shown), min_shown=MIN_SHOWN)
+
+    return _run_360(args, work)
+
+
+def cmd_360_status(args: argparse.Namespace) -> int:
+    from bot.appraisal.feedback360 import progress, require_open_round
+
+    def work(bot: Any, session: Any) -> str:
+        round_ = require_open_round(session)
+        return render("feedback360/status.txt.j2", round=round_, progress=progress(session, round_), scope="all")
+
+    return _run_360(args, work)

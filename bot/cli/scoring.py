@@ -1,0 +1,230 @@
+"""`kpibot scheme check` and `kpibot score preview`: the scoring engine on files, text from templates."""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from bot.appraisal.datafile import DataFileError, read_data_file, rows_to_members
+from bot.appraisal.schemes import SchemeLoadError, SchemeSource, check_scheme_source
+from bot.templates import render
+from scoring import (
+    BandsRule,
+    Dimension,
+    MemberResult,
+    Period,
+    PeriodError,
+    PeriodResults,
+    Problem,
+    RatioRule,
+    Scheme,
+    compute_results,
+)
+from scoring.decimals import format2
+from scoring.scheme import Indicator, WeightRange
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    scheme = subparsers.add_parser("scheme", help="考核方案：检查方案文件或内置预设")
+    scheme_commands = scheme.add_subparsers(dest="scheme_command", metavar="SUBCOMMAND", required=True)
+    check = scheme_commands.add_parser("check", help="列出指标并报告方案的全部问题（有错误时退出码为 1）")
+    check.add_argument("source", metavar="FILE_OR_PRESET", help="方案 TOML 文件路径或预设名")
+    check.set_defaults(func=run_scheme_check)
+
+    score = subparsers.add_parser("score", help="计分：用数据文件预览考核结果")
+    score_commands = score.add_subparsers(dest="score_command", metavar="SUBCOMMAND", required=True)
+    preview = score_commands.add_parser("preview", help="按方案和数据文件计算某一期间的结果（不保存）")
+    preview.add_argument("--scheme", required=True, metavar="FILE_OR_PRESET", help="方案 TOML 文件路径或预设名")
+    preview.add_argument("--data", required=True, metavar="CSV", help="数据文件（CSV 或 XLSX）")
+    preview.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
+    preview.add_argument("--format", choices=("table", "json"), default="table", help="输出格式（默认 table）")
+    preview.set_defaults(func=run_score_preview)
+
+
+# --- shared helpers ----------------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    """Problem parameters as display text: Decimals without exponent noise."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    return str(value)
+
+
+def problem_view(problem: Problem) -> dict[str, Any]:
+    return {"severity": problem.severity.value, "code": problem.code, "path": problem.path,
+            "params": {name: _text(value) for name, value in problem.params.items()}}
+
+
+class _Abort(Exception):
+    """A one-line failure of a command: printed as `kpibot: <message>`, exit code 2.
+
+    Kept local rather than raising bot.cli.main.CliError so the flow also holds when bot.cli.main runs as
+    `python -m bot.cli.main` (then bot.cli.main is imported twice and its CliError would be a different class)."""
+
+
+def _one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _Abort as abort:
+            print(f"kpibot: {abort}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _load_source(source: str) -> tuple[SchemeSource, Scheme | None, list[Problem]]:
+    try:
+        return check_scheme_source(source)
+    except SchemeLoadError as exc:
+        raise _Abort(render("cli/error.txt.j2", code=exc.code,
+                                params={k: _text(v) for k, v in exc.params.items()})) from exc
+
+
+def _rule_view(indicator: Indicator) -> dict[str, str]:
+    rule = indicator.rule
+    if isinstance(rule, RatioRule):
+        return {"kind": "ratio", "detail": _text(rule.cap)}
+    if isinstance(rule, BandsRule):
+        return {"kind": "bands", "detail": " ".join(f"{_text(x)}→{_text(y)}" for x, y in rule.points)}
+    return {"kind": "rating", "detail": ""}
+
+
+def _range_text(weight_range: WeightRange | None) -> str:
+    if weight_range is None:
+        return ""
+    if weight_range.low == weight_range.high:
+        return _text(weight_range.low)
+    return f"{_text(weight_range.low)}-{_text(weight_range.high)}"
+
+
+def _indicator_rows(scheme: Scheme) -> list[dict[str, Any]]:
+    rows = []
+    for indicator in scheme.indicators:
+        rows.append({
+            "key": indicator.key, "name": indicator.name, "dimension": indicator.dimension.value,
+            "category": indicator.category, "weight": _text(indicator.weight),
+            "range": _range_text(indicator.weight_range),
+            "cycle": indicator.cycle.value, "direction": indicator.direction.value,
+            "rule": _rule_view(indicator),
+            "target": _text(indicator.target) if indicator.target is not None else "",
+            "unit": indicator.unit,
+            "guardrails": [{"metric": g.metric, "op": g.op, "threshold": _text(g.threshold),
+                            "deduct": _text(g.deduct)} for g in indicator.guardrails],
+        })
+    return rows
+
+
+# --- scheme check ------------------------------------------------------------------------------------
+
+
+@_one_line_errors
+def run_scheme_check(args: argparse.Namespace) -> int:
+    source, scheme, problems = _load_source(args.source)
+    error_count = sum(1 for problem in problems if problem.is_error)
+    print(render(
+        "cli/scheme_check.txt.j2",
+        source={"kind": source.kind, "name": source.name},
+        scheme=({"key": scheme.key, "name": scheme.name, "performance": _text(scheme.weight_of(Dimension.PERFORMANCE)),
+                 "behavior": _text(scheme.weight_of(Dimension.BEHAVIOR))} if scheme else None),
+        indicators=_indicator_rows(scheme) if scheme else [],
+        problems=[problem_view(problem) for problem in problems],
+        error_count=error_count,
+        warning_count=len(problems) - error_count,
+    ))
+    return 1 if error_count else 0
+
+
+# --- score preview -----------------------------------------------------------------------------------
+
+
+def _member_json(result: MemberResult) -> dict[str, Any]:
+    def optional(value: Decimal | None) -> str | None:
+        return format2(value) if value is not None else None
+
+    # A provisional total carries no grade or bonus (a payroll script reading this must not pay it); a member
+    # not appraised this period has no total at all.
+    final = result.complete and result.appraised
+    return {
+        "member": result.member,
+        "team": result.team,
+        "total": format2(result.total) if result.appraised else None,
+        "grade": result.grade if final else None,
+        "bonus_class": result.bonus_class if final else None,
+        "bonus": optional(result.bonus) if final else None,
+        "complete": result.complete,
+        "provisional": result.provisional,
+        "appraised": result.appraised,
+        "missing": list(result.missing),
+        "rank_in_team": result.rank_in_team,
+        "rank_in_department": result.rank_in_department,
+        "dimensions": {"performance": format2(result.dimensions.performance),
+                       "behavior": format2(result.dimensions.behavior)},
+        "indicators": [
+            {
+                "key": item.key,
+                "status": item.status.value,
+                "value": optional(item.value),
+                "target": optional(item.target),
+                "score": optional(item.score),
+                "weight": format2(item.weight),
+                "deductions": [
+                    {"metric": d.metric, "period": d.period, "value": format2(d.actual), "op": d.op,
+                     "threshold": format2(d.threshold), "points": format2(d.points)}
+                    for d in item.deductions
+                ],
+            }
+            for item in result.indicators
+        ],
+    }
+
+
+def results_json(results: PeriodResults, scheme_problems: Iterable[Problem] = ()) -> dict[str, Any]:
+    """The contract's JSON: numbers as strings with 2 decimals, bonus_class an integer or null."""
+    return {
+        "period": str(results.period),
+        "scheme": results.scheme_key,
+        "results": [_member_json(result) for result in results.results],
+        "problems": [problem_view(problem) for problem in [*scheme_problems, *results.problems]],
+    }
+
+
+@_one_line_errors
+def run_score_preview(args: argparse.Namespace) -> int:
+    source, scheme, problems = _load_source(args.scheme)
+    if scheme is None or any(problem.is_error for problem in problems):
+        print(render("cli/scheme_invalid.txt.j2", scheme_name=source.name,
+                     problems=[problem_view(problem) for problem in problems if problem.is_error]),
+              file=sys.stderr)
+        return 1
+    try:
+        period = Period.parse(args.period)
+    except PeriodError as exc:
+        raise _Abort(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from exc
+    try:
+        rows = read_data_file(args.data)
+    except DataFileError as exc:
+        raise _Abort(render("cli/datafile_error.txt.j2", path=exc.path,
+                                errors=[{"line": e.line, "code": e.code,
+                                         "params": {k: _text(v) for k, v in e.params.items()}}
+                                        for e in exc.errors])) from exc
+    results = compute_results(scheme, period, rows_to_members(rows))
+    if args.format == "json":
+        print(json.dumps(results_json(results, problems), ensure_ascii=False, indent=2))
+        return 0
+    names = {indicator.key: indicator.name for indicator in scheme.indicators}
+    print(render(
+        "cli/score_preview.txt.j2",
+        scheme={"key": scheme.key, "name": scheme.name},
+        period=str(period),
+        results=[_member_json(result) for result in results.results],
+        names=names,
+        problems=[problem_view(problem) for problem in [*problems, *results.problems]],
+    ))
+    return 0
