@@ -1,6 +1,7 @@
 """Every text a person reads: Jinja2 templates per locale under templates/<locale>/."""
 from __future__ import annotations
 
+import tomllib
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +48,7 @@ def markdown_text(value: object) -> str:
 
 
 def is_markdown_template(name: str | None) -> bool:
-    """`*.md.j2` templates go out as WeCom markdown (bot/routing.py picks the msgtype the same way)."""
+    """`*.md.j2` templates go out as WeCom markdown (bot/chat/routing.py picks the msgtype the same way)."""
     return name is not None and ".md." in name
 
 
@@ -66,6 +67,21 @@ def render(template: str, locale: str = DEFAULT_LOCALE, /, **variables: object) 
 
     Positional-only, so a template may have variables called `template` or `locale` too."""
     return environment(locale).get_template(template).render(**variables).strip()
+
+
+@lru_cache(maxsize=None)
+def words(name: str, locale: str = DEFAULT_LOCALE) -> tuple[str, ...]:
+    """The words a person may type for one thing (`scoring.skip`: 跳过, 略过, skip...), in their given order.
+
+    Input vocabulary lives beside the texts, in templates/<locale>/words/<family>.toml (one list per key),
+    so that no Chinese is written in Python and a locale brings its own words with its own texts."""
+    family, _, key = name.partition(".")
+    path = TEMPLATE_ROOT / locale / "words" / f"{family}.toml"
+    with path.open("rb") as handle:
+        table = tomllib.load(handle)
+    if key not in table:
+        raise KeyError(f"{path} has no list {key!r}")
+    return tuple(str(word) for word in table[key])
 
 
 def template_names(locale: str = DEFAULT_LOCALE) -> list[str]:
