@@ -62,6 +62,12 @@ def _finalize(context: jinja2.runtime.Context, value: Any) -> Any:
     return value
 
 
+def trim(text: object, limit: int) -> str:
+    """`text` on one line and at most `limit` characters, with … where it was cut (snippets in lists)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
 def render(template: str, locale: str = DEFAULT_LOCALE, /, **variables: object) -> str:
     """Render templates/<locale>/<template>; surrounding blank lines are trimmed.
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 
 from bot.appraisal.calendar_file import CalendarFile, Festival
-from bot.config import SelfReviewConfig, WeeklyReportConfig
+from bot.config import Config, SelfReviewConfig, WeeklyReportConfig
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,11 @@ def has_calendar_data(year: int) -> bool:
 
 
 # -- weeks ---------------------------------------------------------------------------------------------
+def local(config: Config, moment: datetime | None) -> datetime | None:
+    """A stored moment (UTC) as the team reads it: in the configured zone; None stays None."""
+    return moment.astimezone(config.schedule.zone) if moment is not None else None
+
+
 def week_of(day: date) -> str:
     """The ISO week a day belongs to, e.g. "2026-W48" (weeks run Monday to Sunday)."""
     year, week, _ = day.isocalendar()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,31 +15,10 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.storage.models import Conversation
 from bot.wecom.outbox import Outgoing
-from bot.errors import UserFacingError  # noqa: F401 - moving to bot.errors; importers follow
+from bot.appraisal.people import Person, Role  # noqa: F401 - moved to bot.appraisal.people; importers follow
+from bot.errors import UserFacingError  # noqa: F401 - moved to bot.errors; importers follow
 from bot.templates import render
 from bot.wecom.updates import Update
-
-
-class Role(IntEnum):
-    """What a person may do; a higher role may do everything a lower one may."""
-
-    GUEST = 0  # in WeCom's visibility but not in the appraised departments
-    MEMBER = 1
-    MANAGER = 2
-    ADMIN = 3
-
-    @property
-    def label(self) -> str:
-        return {Role.GUEST: "访客", Role.MEMBER: "成员", Role.MANAGER: "主管", Role.ADMIN: "绩效管理员"}[self]
-
-
-@dataclass(frozen=True)
-class Person:
-    userid: str
-    name: str
-    role: Role
-    manager_userid: str | None = None
-    department_ids: tuple[int, ...] = ()
 
 
 Handler = Callable[["Context"], None]
