@@ -1,6 +1,7 @@
 """Every text a person reads: Jinja2 templates per locale under templates/<locale>/."""
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import lru_cache
 from typing import Any
@@ -88,6 +89,11 @@ def words(name: str, locale: str = DEFAULT_LOCALE) -> tuple[str, ...]:
     if key not in table:
         raise KeyError(f"{path} has no list {key!r}")
     return tuple(str(word) for word in table[key])
+
+
+def words_pattern(name: str, locale: str = DEFAULT_LOCALE) -> str:
+    """`words(name)` as a regex alternation, for a parser that finds them inside longer text ("12月1日至12月5日")."""
+    return "|".join(re.escape(word) for word in words(name, locale))
 
 
 def template_names(locale: str = DEFAULT_LOCALE) -> list[str]:

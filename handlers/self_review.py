@@ -20,7 +20,7 @@ from bot.chat.routing import Context, ConversationSpec, Router
 from bot.templates import render
 from bot.appraisal.workcalendar import (end_of_day, is_workday, month_of, next_workday, nth_workday_of_month,
                               review_prompt_day)
-from handlers import leave
+from bot.appraisal import leave
 from handlers.weekly_report import open_waiting_conversation
 from scoring import Indicator
 

@@ -21,7 +21,7 @@ from bot.chat.routing import Context, ConversationSpec, Role, Router
 from bot.templates import render
 from bot.appraisal.workcalendar import (end_of_day, next_workday, parse_week, shift_week, week_days, week_of,
                               weekly_deadline, weekly_deadline_day, weekly_prompt_day, workdays_of_week)
-from handlers import leave
+from bot.appraisal import leave
 
 if TYPE_CHECKING:
     from bot.jobs.runner import JobContext

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.storage.db import transaction
 from bot.storage.models import Leave
 from bot.templates import render
-from handlers.leave import LeaveDateError, LeaveView, parse_leave_dates, userids_on_leave, userids_on_leave_between
+from bot.appraisal.leave import LeaveDateError, LeaveView, parse_leave_dates, userids_on_leave, userids_on_leave_between
 from tests.harness import BotEnv, Chat
 
 TODAY = date(2026, 11, 27)

@@ -56,7 +56,7 @@ def run_nudge_job(ctx: JobContext) -> str:
     locale = config.bot.locale
     if period_state(session, str(month)) is not None:
         return render("results/nudge_detail.txt.j2", locale, period=str(month), closed=True, managers=0, members=0)
-    from handlers.leave import userids_on_leave_all_of  # the leave queries live with the /leave command
+    from bot.appraisal.leave import userids_on_leave_all_of  # was handlers.leave (then a cycle); kept in place
 
     roster = Roster.load(session, config)
     computed = compute(session, config, month, roster=roster)
