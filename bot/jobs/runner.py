@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bot import pausepoints
 from bot.appraisal import feedback360, okr, results, wecom_stats, workcalendar
 from bot.jobs import calendar_watch, nudges
+from bot.jobs import self_review
 from bot.config import Config
 from bot.storage.db import transaction
 from bot.storage.leases import release_lease, take_lease
@@ -143,16 +144,6 @@ def _weekly_escalation(ctx: JobContext) -> str:
     return send_weekly_escalations(ctx)
 
 
-def _review_prompt(ctx: JobContext) -> str:
-    from handlers.self_review import send_review_prompts
-    return send_review_prompts(ctx)
-
-
-def _review_reminder(ctx: JobContext) -> str:
-    from handlers.self_review import send_review_reminders
-    return send_review_reminders(ctx)
-
-
 def _until_deadline(config: Config) -> timedelta:
     """A reminder is only worth sending before the deadline, so it is never caught up after it."""
     rules = config.weekly_report
@@ -171,9 +162,9 @@ JOBS: list[JobSpec] = [
     JobSpec("weekly_escalation", "周报汇总给主管（截止后）", _daily_at(lambda c: c.weekly_report.escalation_at),
             _weekly_due_period, _weekly_escalation),
     JobSpec("self_review_prompt", "月度自评提问（月末工作日）", _daily_at(lambda c: c.self_review.prompt_at),
-            _review_prompt_period, _review_prompt),
+            _review_prompt_period, self_review.send_review_prompts),
     JobSpec("self_review_reminder", "月度自评催交（月末工作日）", _daily_at(lambda c: c.self_review.reminder_at),
-            _review_reminder_period, _review_reminder),
+            _review_reminder_period, self_review.send_review_reminders),
     JobSpec("org_sync", "每晚同步通讯录", _daily_at(lambda c: c.org.sync_at), _daily_period, _org_sync),
     JobSpec("wecom_stats_sync", "拉取企业微信客户联系统计（昨天，并重拉此前几天）",
             _daily_at(lambda c: c.wecom_stats.sync_at), wecom_stats.sync_period, wecom_stats.run_sync_job),
