@@ -14,9 +14,10 @@ from bot.storage.db import transaction
 from bot.storage.models import Conversation, Member, OutboxMessage, WeeklyReport
 from bot.jobs.runner import JobRunner
 from bot.templates import render
-from bot.chat.routing import Role
-from handlers.weekly_report import (DigestEntry, ReportEntry, WeekView, parse_pasted_report, parse_week_argument,
-                                    team_of)
+from bot.appraisal.people import Role
+from bot.appraisal.weekly_paste import parse_pasted_report
+from bot.appraisal.weekly_reports import DigestEntry, ReportEntry, WeekView, parse_week_argument
+from handlers.reports import team_of
 from tests.harness import BotEnv, Chat
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

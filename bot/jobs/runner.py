@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from bot import pausepoints
 from bot.appraisal import feedback360, okr, results, wecom_stats, workcalendar
 from bot.jobs import calendar_watch, nudges
-from bot.jobs import self_review
+from bot.jobs import self_review, weekly
 from bot.config import Config
 from bot.storage.db import transaction
 from bot.storage.leases import release_lease, take_lease
@@ -129,21 +129,6 @@ def _review_reminder_period(at: datetime, config: Config) -> str | None:
     return workcalendar.month_reminded_on(at.date(), config.self_review)
 
 
-def _weekly_prompt(ctx: JobContext) -> str:
-    from handlers.weekly_report import send_weekly_prompts
-    return send_weekly_prompts(ctx)
-
-
-def _weekly_reminder(ctx: JobContext) -> str:
-    from handlers.weekly_report import send_weekly_reminders
-    return send_weekly_reminders(ctx)
-
-
-def _weekly_escalation(ctx: JobContext) -> str:
-    from handlers.weekly_report import send_weekly_escalations
-    return send_weekly_escalations(ctx)
-
-
 def _until_deadline(config: Config) -> timedelta:
     """A reminder is only worth sending before the deadline, so it is never caught up after it."""
     rules = config.weekly_report
@@ -156,11 +141,11 @@ def _until_deadline(config: Config) -> timedelta:
 # by default; BotScheduler adds 1-4 minutes of jitter on top (wecom.md §2).
 JOBS: list[JobSpec] = [
     JobSpec("weekly_prompt", "周报提问（每周最后一个工作日）", _daily_at(lambda c: c.weekly_report.prompt_at),
-            _weekly_prompt_period, _weekly_prompt),
+            _weekly_prompt_period, weekly.send_weekly_prompts),
     JobSpec("weekly_reminder", "周报催交（截止日，截止前）", _daily_at(lambda c: c.weekly_report.reminder_at),
-            _weekly_due_period, _weekly_reminder, catch_up_within=_until_deadline),
+            _weekly_due_period, weekly.send_weekly_reminders, catch_up_within=_until_deadline),
     JobSpec("weekly_escalation", "周报汇总给主管（截止后）", _daily_at(lambda c: c.weekly_report.escalation_at),
-            _weekly_due_period, _weekly_escalation),
+            _weekly_due_period, weekly.send_weekly_escalations),
     JobSpec("self_review_prompt", "月度自评提问（月末工作日）", _daily_at(lambda c: c.self_review.prompt_at),
             _review_prompt_period, self_review.send_review_prompts),
     JobSpec("self_review_reminder", "月度自评催交（月末工作日）", _daily_at(lambda c: c.self_review.reminder_at),
