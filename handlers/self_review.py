@@ -1,5 +1,4 @@
-"""/review: the monthly self-review (自评), a 1-5 rating per behaviour indicator due, then achievements and points
-to improve (the rules live in bot.appraisal.self_reviews)."""
+"""/review: the monthly self-review (自评): a 1-5 rating per behaviour indicator due, achievements, improvements."""
 from __future__ import annotations
 
 from dataclasses import replace

@@ -75,7 +75,8 @@ def _summary_vars(ctx: Context, report: WeeklyReport) -> dict[str, Any]:
     deadline = local(ctx.config, deadline_of(report.week, ctx.config))
     return {"who": ctx.person.name, "week": WeekView.of(report.week), "questions": ctx.config.weekly_report.questions,
             "answers": report.answers or {}, "deadline": deadline,
-            "past_deadline": is_past_deadline(report.week, ctx.config, ctx.now), "submitted": report.status == "submitted"}
+            "past_deadline": is_past_deadline(report.week, ctx.config, ctx.now),
+            "submitted": report.status == "submitted"}
 
 
 def _show_summary(ctx: Context, report: WeeklyReport, preface: str = "") -> None:

@@ -1,5 +1,4 @@
-"""The monthly self-review's rules: which month a review is for and until when it is open, the behaviour indicators
-a member rates, a rating as written, drafts and submission, and where a member is in filling it in."""
+"""Self-review rules: the month a review is for and while it is open, indicators due, ratings, drafts, submission."""
 from __future__ import annotations
 
 import re

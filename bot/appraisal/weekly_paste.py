@@ -1,5 +1,4 @@
-"""Reading what a member writes into a weekly report: a report pasted in one message split into its sections by
-their headings, the question a title names, and the note after a KR's progress number."""
+"""Reading what a member writes into a weekly report: a pasted report's sections, a question's title, a KR note."""
 from __future__ import annotations
 
 import re

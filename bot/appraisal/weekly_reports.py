@@ -1,5 +1,4 @@
-"""The weekly report's rules: which week a report is for, its deadline and lateness, drafts, answers and submission,
-where a member is in writing it, a team's week and a member's history."""
+"""Weekly report rules: the week a report is for, deadline and lateness, drafts and submission, teams and history."""
 from __future__ import annotations
 
 import re

@@ -1,5 +1,4 @@
-"""The one way a job asks every member who still owes something (a weekly report, a self-review): who is away,
-who owes it, the conversation their answer goes to, the message, and its idempotency key."""
+"""The one way a job asks every member who still owes something (a weekly report, a self-review) for it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -56,7 +55,8 @@ def open_waiting(session: Session, clock: Clock, config: Config, userid: str, wa
 
     Never over a conversation the member is in the middle of; an expired one or a prompt they never answered
     may be replaced (what they entered lives in its own table, not in the conversation)."""
-    conversation = ConversationHandle(session, userid, clock, timedelta(minutes=config.bot.conversation_timeout_minutes))
+    timeout = timedelta(minutes=config.bot.conversation_timeout_minutes)
+    conversation = ConversationHandle(session, userid, clock, timeout)
     now = clock.now()
     if conversation.flow is not None and not conversation.is_expired(now) and not conversation.data.get("untouched"):
         return False

@@ -1,5 +1,4 @@
-"""The weekly report's jobs: the prompt and the reminder to everyone who still owes the week's report, and the
-escalation that gives each manager their team's missing members and a digest of the submitted reports."""
+"""The weekly report's jobs: prompt and remind whoever still owes the week's report, escalate to managers."""
 from __future__ import annotations
 
 from dataclasses import asdict
