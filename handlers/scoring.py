@@ -15,19 +15,32 @@ from bot.appraisal.entries import (EntryError, KeyRef, appraisal_month, check_va
                             find_key, find_member, is_waive_word, latest_entry, parse_amount, parse_period,
                             parse_periods, parse_rating, period_for, period_of_cycle, record,
                             unusual_against_history, waive_in_bulk)
-from bot.storage.models import SelfReview, WeeklyReport
-from bot.appraisal.results import (ROWS_SHOWN, ResultsError, Roster, calibrate, compute, default_calibration_month,
-                         latest_entries, member_view, missing_labels, number_text, period_label, publish_moment)
-from bot.chat.routing import Context, ConversationSpec, Role, Router
-from bot.appraisal.workcalendar import month_days, week_of
+from bot.appraisal.people import Role
+from bot.appraisal.results.calibrate import calibrate, default_calibration_month
+from bot.appraisal.results.compute import compute, latest_entries
+from bot.appraisal.results.roster import Roster
+from bot.appraisal.results.schedule import publish_moment
+from bot.appraisal.results.views import ROWS_SHOWN, member_view, missing_labels, number_text, period_label
+from bot.appraisal.workcalendar import local, month_days, week_of
+from bot.chat.routing import Context, ConversationSpec, Router
+from bot.storage.models import DataEntry, SelfReview, WeeklyReport
+from bot.templates import trim, words
 from scoring import WAIVED, Indicator, Period
 
 router = Router("scoring")
 
 FLOW = "score_walk"
-SKIP_WORDS = ("跳过", "略过", "skip", "下一个", "下一项")
 HIGHLIGHT_CHARS = 60
-_PERIOD_LIKE = re.compile(r"^(\d{4}|[Qq][1-4]$|\d{1,2}月)|季度|年度?$")
+
+
+def _any_of(family_key: str) -> str:
+    return "|".join(re.escape(word) for word in words(family_key))
+
+
+# A leading word that looks like a period even when it is not a valid one (13月, 2027年度): /data and /calibrate
+# report it as a period they cannot read instead of taking it for the note.
+_PERIOD_LIKE = re.compile(rf"^(\d{{4}}|[Qq][1-4]$|\d{{1,2}}(?:{_any_of('scoring.period_month_ends')}))"
+                          rf"|(?:{_any_of('scoring.period_quarter_words')})|(?:{_any_of('scoring.period_year_ends')})$")
 _HEAD_AND_REST = re.compile(r"^\s*(\S+?)(?:[\s,，、:：]+(.*))?$", re.S)
 
 
@@ -39,18 +52,15 @@ Handler = Callable[[Context], None]
 
 
 def entry_errors(handler: Handler) -> Handler:
-    """Input problems become one polite reply; nothing is stored (the handler raises before writing)."""
+    """Input problems become one polite reply; nothing is stored (the handler raises before writing). A ResultsError
+    (a calibration refused) is a UserFacingError, which the dispatcher answers with its own template."""
     @functools.wraps(handler)
     def run(ctx: Context) -> None:
         try:
             handler(ctx)
         except EntryError as error:
             ctx.reply("scoring/error.txt.j2", code=error.code, p=error.params)
-        except ResultsError as error:
-            ctx.reply("results/error.txt.j2", code=error.code, p=error.params)
     return run
-
-
 
 
 def _usage(ctx: Context, command: str) -> None:
@@ -66,7 +76,7 @@ def _split_period(text: str, month: Period) -> tuple[str | None, str]:
 
 
 # -- /score -------------------------------------------------------------------------------------------------------
-@router.command("/score", "/评分", "/打分", role=Role.MANAGER)
+@router.command("/score", *words("scoring.score"), role=Role.MANAGER)
 @entry_errors
 def score_command(ctx: Context) -> None:
     month = appraisal_month(ctx.config, ctx.now)
@@ -96,8 +106,8 @@ def _rate(ctx: Context, userid: str, name: str, ref: KeyRef, answer: str, reason
         raise EntryError("key.not_rated", name=ref.name)
     rating = None if waive else parse_rating(answer)
     if not reason:
-        example = f"/score {name} {ref.name} {'waive 本月不适用' if waive else f'{rating} 按时完成三场活动'}"
-        raise EntryError("reason.missing", example=example)
+        raise EntryError("reason.missing", example=ctx.render("scoring/rating_example.txt.j2", member=name,
+                                                              name=ref.name, waive=waive, rating=rating))
     period = period_for(ref, None, month)
     existing = latest_entry(ctx.session, userid, ref.key, period, "value")
     ensure_open(ctx.session, period, userid, replaces=existing is not None)
@@ -106,8 +116,13 @@ def _rate(ctx: Context, userid: str, name: str, ref: KeyRef, answer: str, reason
                       actor=ctx.person.userid, now=ctx.now)
     anchor = ref.indicator.anchors.get(rating, "") if rating is not None and ref.indicator is not None else ""
     return {"kind": "waive" if waive else "rating", "member": name, "name": ref.name, "period": period,
-            "value": rating, "unit": "", "anchor": anchor, "reason": reason, "note": "",
-            "previous": None if previous is None else ("豁免" if previous.waived else previous.value)}
+            "value": rating, "unit": "", "anchor": anchor, "reason": reason, "note": "", **_previous(previous)}
+
+
+def _previous(entry: DataEntry | None) -> dict[str, Any]:
+    """What scoring/saved.txt.j2 says the entry replaced: nothing, a waiver, or a value."""
+    return {"previous": None if entry is None or entry.waived else number_text(entry.value),
+            "previous_waived": entry is not None and entry.waived}
 
 
 def _status(ctx: Context, roster: Roster, month: Period) -> None:
@@ -170,10 +185,9 @@ def _highlights(ctx: Context, userid: str, month: Period) -> list[dict[str, str]
                                   .order_by(WeeklyReport.week)).all()
     found = []
     for report in reports:
-        text = " ".join(str((report.answers or {}).get(key, "")).split())
+        text = trim((report.answers or {}).get(key, ""), HIGHLIGHT_CHARS)
         if text:
-            found.append({"week": report.week, "text": text if len(text) <= HIGHLIGHT_CHARS
-                          else text[:HIGHLIGHT_CHARS] + "…"})
+            found.append({"week": report.week, "text": text})
     return found
 
 
@@ -223,9 +237,9 @@ def on_walk_answer(ctx: Context) -> None:
         ctx.reply("scoring/error.txt.j2", code="member.not_in_team", p={"text": roster.org.name(userid), "own": False})
         return
     text = ctx.update.content.strip()
-    if text.lower().strip("。. ") in SKIP_WORDS:
+    if text.lower().strip("。. ") in words("scoring.skip"):
         ctx.conversation.move(WalkState.RATING, index=index + 1)
-        _ask(ctx, roster, f"已跳过「{indicator.name}」。")
+        _ask(ctx, roster, ctx.render("scoring/walk_skipped.txt.j2", name=indicator.name))
         return
     match = _HEAD_AND_REST.match(text)
     head, reason = (match.group(1), (match.group(2) or "").strip()) if match else (text, "")
@@ -245,7 +259,6 @@ router.conversation(ConversationSpec(name=FLOW, states={WalkState.RATING: on_wal
 
 # -- /data and /target ------------------------------------------------------------------------------------------------
 CONFIRM_FLOW = "data_confirm"
-CONFIRM_WORDS = frozenset({"确认", "确定", "confirm", "yes"})
 
 
 class ConfirmState(StrEnum):
@@ -295,8 +308,7 @@ def _save_entry(ctx: Context, userid: str, name: str, ref: KeyRef, period: str, 
                       reason=note, source="target" if kind == "target" else "data", actor=ctx.person.userid,
                       now=ctx.now)
     ctx.reply("scoring/saved.txt.j2", kind=kind, member=name, name=ref.name, period=period,
-              value=number_text(value), unit=ref.unit, anchor="", reason=note, note=note,
-              previous=None if previous is None else ("豁免" if previous.waived else number_text(previous.value)))
+              value=number_text(value), unit=ref.unit, anchor="", reason=note, note=note, **_previous(previous))
 
 
 @entry_errors
@@ -304,7 +316,7 @@ def on_confirm_answer(ctx: Context) -> None:
     """确认 saves the unusual value asked about (checked again: the period may have closed meanwhile)."""
     data = dict(ctx.conversation.data)
     ctx.conversation.end()
-    if ctx.update.content.strip().lower().strip("。.! ！") not in CONFIRM_WORDS:
+    if ctx.update.content.strip().lower().strip("。.! ！") not in words("scoring.confirm"):
         ctx.reply("scoring/confirm_unusual.txt.j2", member="", name="", period="", value="", unit="", usual="",
                   dropped=True)
         return
@@ -322,23 +334,20 @@ def on_confirm_answer(ctx: Context) -> None:
 router.conversation(ConversationSpec(name=CONFIRM_FLOW, states={ConfirmState.ASKED: on_confirm_answer}))
 
 
-@router.command("/data", "/数据", role=Role.MANAGER)
+@router.command("/data", *words("scoring.data"), role=Role.MANAGER)
 @entry_errors
 def data_command(ctx: Context) -> None:
     _enter(ctx, "/data", "value")
 
 
-@router.command("/target", "/目标值", role=Role.MANAGER)
+@router.command("/target", *words("scoring.target"), role=Role.MANAGER)
 @entry_errors
 def target_command(ctx: Context) -> None:
     _enter(ctx, "/target", "target")
 
 
 # -- /waive (admins): one indicator for several members and periods -------------------------------------------------
-ALL_WORDS = frozenset({"全部", "所有人", "all"})
-
-
-@router.command("/waive", "/批量豁免", role=Role.ADMIN)
+@router.command("/waive", *words("scoring.waive"), role=Role.ADMIN)
 @entry_errors
 def waive_command(ctx: Context) -> None:
     parts = ctx.args.split(None, 3)
@@ -348,7 +357,7 @@ def waive_command(ctx: Context) -> None:
     key_text, members_text, periods_text, reason = parts
     month = appraisal_month(ctx.config, ctx.now)
     roster = Roster.load(ctx.session, ctx.config)
-    if members_text.lower() in ALL_WORDS:
+    if members_text.lower() in words("scoring.all_members"):
         schemes = {u: roster.scheme(u) for u in roster.userids
                    if any(key_text in (i.key, i.name) or i.name.startswith(key_text)
                           for i in roster.scheme(u).indicators)}
@@ -367,7 +376,7 @@ def waive_command(ctx: Context) -> None:
 
 
 # -- /calibrate ---------------------------------------------------------------------------------------------------
-@router.command("/calibrate", "/校准", role=Role.MANAGER)
+@router.command("/calibrate", *words("scoring.calibrate"), role=Role.MANAGER)
 @entry_errors
 def calibrate_command(ctx: Context) -> None:
     month = appraisal_month(ctx.config, ctx.now)
@@ -391,6 +400,5 @@ def calibrate_command(ctx: Context) -> None:
     reason = parts[2].strip() if len(parts) == 3 else ""
     outcome = calibrate(ctx.session, ctx.config, roster, userid=member.userid, period=period, total=total,
                         reason=reason, actor=ctx.person.userid, now=ctx.now)
-    publish_at = publish_moment(ctx.config, period)
     ctx.reply("scoring/calibrated.txt.j2", member=member.name, period=str(period), c=outcome, reason=reason.strip(),
-              publish_at=publish_at.astimezone(ctx.config.schedule.zone) if publish_at else None)
+              publish_at=local(ctx.config, publish_moment(ctx.config, period)))

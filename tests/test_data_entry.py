@@ -17,7 +17,7 @@ from bot.appraisal.entries import (EntryError, appraisal_month, find_key, parse_
 from bot.storage.db import transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import AuditEntry, DataEntry, ResultCalibration
-from bot.appraisal.results import Calibrated
+from bot.appraisal.results.calibrate import Calibrated
 from bot.templates import render
 from scoring import Period
 from tests.harness import SHANGHAI, BotEnv, make_config

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from bot.cli import main as cli
 from bot.sandbox import demo_stats
 from bot.cli.results import export_rows
-from bot.appraisal.data_quality import Finding, finding_text, summary
+from bot.appraisal.results.gate import period_quality, summary
+from bot.appraisal.results.quality import Finding, finding_text
 from bot.storage.db import transaction
 from bot.sandbox.demo_org import DEMO_PEOPLE
 from bot.storage.models import AuditEntry, OutboxMessage, PeriodResult, QualityAcceptance
-from bot.appraisal.results import period_quality
 from bot.sandbox.server import Sandbox, start_sandbox
 from bot.templates import render
 from scoring import WAIVED, MemberData, Period
@@ -272,7 +272,8 @@ def test_the_quality_templates_render() -> None:
 
 def test_an_outage_spares_the_members_whose_doubted_values_are_waived_and_holds_the_rest(engine: Any) -> None:
     from bot.appraisal.assignment import cached_scheme
-    from bot.appraisal.data_quality import check, held
+    from bot.appraisal.results.gate import held
+    from bot.appraisal.results.quality import check
     from bot.storage.db import make_session_factory
     from bot.storage.models import WeComGroupDay
 
@@ -304,7 +305,8 @@ def test_an_outage_spares_the_members_whose_doubted_values_are_waived_and_holds_
 def test_days_missing_among_synced_days_hold_a_result_and_a_member_never_synced_is_only_missing(engine: Any
                                                                                               ) -> None:
     from bot.appraisal.assignment import cached_scheme
-    from bot.appraisal.data_quality import check, held
+    from bot.appraisal.results.gate import held
+    from bot.appraisal.results.quality import check
     from bot.storage.db import make_session_factory
     from bot.storage.models import WeComBehaviorDay
 

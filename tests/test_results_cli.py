@@ -20,11 +20,15 @@ from bot.config import ConfigError
 from bot.storage.db import transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import AuditEntry, DataEntry, PeriodResult
-from bot.appraisal.results import (CloseReport, PublishReport, close_period_of, period_label, publish_period_of,
-                         result_from_json, result_to_json, result_view)
+from bot.appraisal.results.close import CloseReport
+from bot.appraisal.results.publish import PublishReport
+from bot.appraisal.results.store import result_from_json, result_to_json
+from bot.appraisal.results.views import period_label, result_view
+from bot.jobs.results import close_period_of, publish_period_of
 from bot.jobs.runner import job_by_id, next_effective_fire_time
 from bot.templates import render
-from scoring import WAIVED, Calibration, MemberData, apply_calibrations, compute_results, parse_scheme, preset_text
+from scoring import (WAIVED, Calibration, MemberData, Period, apply_calibrations, compute_results, parse_scheme,
+                     preset_text)
 from tests.harness import SHANGHAI, BotEnv, make_config
 from tests.test_month import HEADER, preview, run_cli, start_env, write_config, write_csv
 
@@ -381,4 +385,4 @@ def test_every_results_error_and_view_error_has_its_sentence() -> None:
         assert code not in text and "张伟" in text or "期间" in text
     close = render("results/job_detail.txt.j2", job="close", report=CloseReport(["2026-11"], 13, 12, 1, 2, 3, [], 4, 2))
     assert close.startswith("结账 2026-11：13 人") and "数据质量问题 4 条（2 人的结果因此暂不发布）" in close
-    assert period_label("2026") == "2026年度" and period_label("2026-11") == "2026年11月"
+    assert period_label(Period.parse("2026")) == "2026年度" and period_label(Period.parse("2026-11")) == "2026年11月"

@@ -18,7 +18,7 @@ from bot.appraisal.entries import record
 from bot.storage.db import transaction
 from bot.storage.models import AuditEntry, DataEntry, Idp, Leave, OutboxMessage, PeriodResult, WeComBehaviorDay
 from bot.jobs.nudges import nudge_day, nudge_period_of
-from bot.appraisal.results import months_label
+from bot.appraisal.results.views import months_label
 from bot.appraisal.numbers import NumberError, wecom_count, wecom_decimal
 from bot.appraisal.wecom_stats import _day_start, _MemberPull, _store_behavior
 from bot.templates import render

@@ -439,7 +439,7 @@ def test_a_member_without_customer_contact_permission_is_skipped_and_named_by_th
     assert "孙悦：没有客户联系权限" in text and "权限配置" in text
 
     # The month close tells the admins by name.
-    from bot.appraisal.results import close_month
+    from bot.appraisal.results.close import close_month
     close_month(bot_env.bot.sessions, bot_env.config, bot_env.clock.now(), "2026-10")
     bot_env.bot.sender.send_due()
     admin_text = "\n".join(m.content or "" for m in bot_env.fake.delivered("zhoumin"))

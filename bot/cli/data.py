@@ -118,7 +118,7 @@ def _progress_printer(first: date, last: date) -> Callable[[int, int], None]:
 def cmd_wecom_metrics(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.appraisal.data_quality import finding_text, wecom_findings
+    from bot.appraisal.results.quality import finding_text, wecom_findings
     from bot.storage.db import transaction
     from bot.appraisal.indicator_sources import data_quality_flags, period_days, wecom_metrics
     from bot.storage.models import Member

@@ -1,18 +1,34 @@
-"""`kpibot data import FILE` (values, targets and ratings from CSV or XLSX) and `kpibot results export`."""
+"""The data and results commands: `kpibot data import|waive`, `kpibot results export|reopen|quality|accept`."""
 from __future__ import annotations
 
 import argparse
 import csv
 import io
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from bot.appraisal.datafile import DataFileError, read_data_file
+from bot.appraisal.entries import (EntryError, appraisal_month, check_value, ensure_open, find_member_anywhere,
+                                   key_refs, latest_entry, parse_periods, period_for, record, waive_in_bulk)
+from bot.appraisal.results.gate import ALL, AcceptError, accept, accepted, period_quality
+from bot.appraisal.results.publish import release_accepted
+from bot.appraisal.results.quality import finding_text
+from bot.appraisal.results.roster import Roster
 from bot.cli.ops import config_from_args, require_current_schema
+from bot.cli.scoring import _text
 from bot.cli.support import subcommand_group
+from bot.clock import SystemClock
+from bot.jobs.results import terminal_progress
+from bot.storage.db import make_engine, make_session_factory, transaction
+from bot.storage.models import AuditEntry, PeriodResult, ResultPeriod
 from bot.templates import render
+from scoring import WAIVED, Period, PeriodError
 
 IMPORT_CHUNK = 1000  # rows per transaction: every row is checked first, so a chunk only fails on a database error
 
@@ -22,59 +38,53 @@ def _fail(message: str, exit_code: int = 2) -> Exception:
     return CliError(message, exit_code)
 
 
+def _help(key: str) -> str:
+    return render("results/cli_help.txt.j2", key=key)
+
+
 def add_parsers(subparsers: Any) -> None:
-    data = subcommand_group(subparsers, "data", "考核数据")
-    imported = data.add_parser("import", help="导入考核数据（CSV 或 XLSX，列同 score preview）；全部校验通过才写入")
-    imported.add_argument("file", metavar="FILE", help="数据文件：member,team,indicator,period,value,target")
-    imported.add_argument("--by", default="cli", metavar="USERID", help="记录为谁录入（默认 cli）")
-    imported.add_argument("--dry-run", action="store_true", help="只校验，不写入")
+    data = subcommand_group(subparsers, "data", _help("data"))
+    imported = data.add_parser("import", help=_help("data.import"))
+    imported.add_argument("file", metavar="FILE", help=_help("data.import.file"))
+    imported.add_argument("--by", default="cli", metavar="USERID", help=_help("data.import.by"))
+    imported.add_argument("--dry-run", action="store_true", help=_help("data.import.dry_run"))
     imported.set_defaults(func=cmd_data_import)
-    waive = data.add_parser("waive", help="批量豁免一个指标：多名成员、多个期间（例如上线前的月份），留审计记录")
-    waive.add_argument("--indicator", required=True, metavar="KEY", help="指标代码或名称")
-    waive.add_argument("--members", required=True, metavar="LIST", help="成员 userid 或姓名，逗号分隔；all 表示全部")
-    waive.add_argument("--periods", required=True, metavar="P", help="期间：2026-01..2026-06 或 2026-01,2026-02")
-    waive.add_argument("--reason", required=True, help="豁免理由（成员会在结果里看到）")
-    waive.add_argument("--by", required=True, metavar="USERID", help="执行豁免的绩效管理员")
+    waive = data.add_parser("waive", help=_help("data.waive"))
+    waive.add_argument("--indicator", required=True, metavar="KEY", help=_help("data.waive.indicator"))
+    waive.add_argument("--members", required=True, metavar="LIST", help=_help("data.waive.members"))
+    waive.add_argument("--periods", required=True, metavar="P", help=_help("data.waive.periods"))
+    waive.add_argument("--reason", required=True, help=_help("data.waive.reason"))
+    waive.add_argument("--by", required=True, metavar="USERID", help=_help("data.waive.by"))
     waive.set_defaults(func=cmd_data_waive)
 
-    results = subcommand_group(subparsers, "results", "考核结果")
-    export = results.add_parser("export", help="导出某期间的结果（含草稿）为 CSV 或 XLSX")
-    export.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
-    export.add_argument("--format", choices=("csv", "xlsx"), default="csv", help="格式（默认 csv）")
-    export.add_argument("--output", metavar="FILE", help="输出文件（csv 默认输出到屏幕，xlsx 默认 results-<期间>.xlsx）")
+    results = subcommand_group(subparsers, "results", _help("results"))
+    export = results.add_parser("export", help=_help("results.export"))
+    export.add_argument("--period", required=True, metavar="P", help=_help("results.export.period"))
+    export.add_argument("--format", choices=("csv", "xlsx"), default="csv", help=_help("results.export.format"))
+    export.add_argument("--output", metavar="FILE", help=_help("results.export.output"))
     export.set_defaults(func=cmd_results_export)
-    reopen = results.add_parser("reopen", help="重新开放已结账（未发布）的期间，允许修改已有数据；留审计记录")
-    reopen.add_argument("period", metavar="PERIOD", help="期间：2026-11")
-    reopen.add_argument("--by", required=True, metavar="USERID", help="执行的绩效管理员")
-    reopen.add_argument("--reason", required=True, help="重新开放的理由")
+    reopen = results.add_parser("reopen", help=_help("results.reopen"))
+    reopen.add_argument("period", metavar="PERIOD", help=_help("results.reopen.period"))
+    reopen.add_argument("--by", required=True, metavar="USERID", help=_help("results.reopen.by"))
+    reopen.add_argument("--reason", required=True, help=_help("results.reopen.reason"))
     reopen.set_defaults(func=cmd_results_reopen)
 
-    quality = results.add_parser("quality", help="列出某期间的全部数据质量问题（结账、发布前的检查），可导出 CSV")
-    quality.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
-    quality.add_argument("--format", choices=("text", "csv"), default="text", help="格式（默认 text）")
-    quality.add_argument("--output", metavar="FILE", help="输出文件（默认输出到屏幕）")
+    quality = results.add_parser("quality", help=_help("results.quality"))
+    quality.add_argument("--period", required=True, metavar="P", help=_help("results.quality.period"))
+    quality.add_argument("--format", choices=("text", "csv"), default="text", help=_help("results.quality.format"))
+    quality.add_argument("--output", metavar="FILE", help=_help("results.quality.output"))
     quality.set_defaults(func=cmd_results_quality)
 
-    accept = results.add_parser("accept", help="核实后接受某期间的数据质量问题，放行因此暂不发布的结果（记入审计）")
-    accept.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
-    accept.add_argument("--kind", required=True, metavar="KIND", help="问题类型（见 results quality），all 表示全部")
-    accept.add_argument("--member", metavar="USERID", help="只接受这位成员的（默认全部成员）")
-    accept.add_argument("--reason", required=True, help="接受的理由")
-    accept.add_argument("--by", default="cli", metavar="USERID", help="记录为谁接受（默认 cli）")
-    accept.set_defaults(func=cmd_results_accept)
-
-
-def _progress(label: str) -> Callable[[str, int, int], None]:
-    def show(stage: str, done: int, total: int) -> None:
-        if not sys.stderr.isatty():
-            return
-        line = render("results/progress.txt.j2", label=label, stage=stage, done=done, total=total)
-        print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
-    return show
+    acceptance = results.add_parser("accept", help=_help("results.accept"))
+    acceptance.add_argument("--period", required=True, metavar="P", help=_help("results.accept.period"))
+    acceptance.add_argument("--kind", required=True, metavar="KIND", help=_help("results.accept.kind"))
+    acceptance.add_argument("--member", metavar="USERID", help=_help("results.accept.member"))
+    acceptance.add_argument("--reason", required=True, help=_help("results.accept.reason"))
+    acceptance.add_argument("--by", default="cli", metavar="USERID", help=_help("results.accept.by"))
+    acceptance.set_defaults(func=cmd_results_accept)
 
 
 def _sessions(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    from bot.storage.db import make_engine, make_session_factory
     config = config_from_args(args)
     engine = make_engine(config.database.url.reveal())
     require_current_schema(engine)
@@ -103,13 +113,6 @@ class ImportCheck:
 def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
     """Every row against the org and each member's scheme: member known, key in the scheme, period of the
     indicator's cycle, ratings 1-5, period not yet published. All problems are collected; nothing is written."""
-    from bot.appraisal.entries import (EntryError, check_value, ensure_open, find_member_anywhere, key_refs, latest_entry,
-                                period_for)
-    from decimal import Decimal
-
-    from bot.appraisal.results import Roster
-    from scoring import WAIVED, Period
-
     roster = Roster.load(session, config)
     members: dict[str, Any] = {}
     check = ImportCheck()
@@ -160,13 +163,6 @@ def check_rows(session: Any, config: Any, rows: Sequence[Any]) -> ImportCheck:
 
 
 def cmd_data_import(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
-    from bot.cli.scoring import _text
-    from bot.appraisal.entries import record
-    from bot.appraisal.datafile import DataFileError, read_data_file
-    from bot.storage.db import transaction
-    from bot.storage.models import AuditEntry
-
     try:
         rows = read_data_file(args.file)
     except DataFileError as error:
@@ -185,7 +181,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
                          periods=sorted({p.period for p in check.planned})))
             return 0
         now = SystemClock().now()
-        show = _progress(f"导入 {Path(args.file).name}")
+        show = terminal_progress("import", Path(args.file).name)
         written = 0
         for start in range(0, len(check.planned), IMPORT_CHUNK):
             with transaction(sessions) as session:
@@ -197,7 +193,8 @@ def cmd_data_import(args: argparse.Namespace) -> int:
                                kind="target", value=planned.target, reason="", source="import", actor=args.by,
                                now=now, audit=False)
             written += len(check.planned[start:start + IMPORT_CHUNK])
-            show("import", written, len(check.planned))
+            if show:
+                show("import", written, len(check.planned))
         with transaction(sessions) as session:
             # One audit entry for the file; the data entries themselves keep who entered each value and when.
             session.add(AuditEntry(at=now, actor=args.by, action="data.import", subject=Path(args.file).name, detail={
@@ -212,7 +209,6 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 # -- bulk waivers and reopening ---------------------------------------------------------------------------------
 def _require_admin(session: Any, config: Any, userid: str) -> Any:
-    from bot.appraisal.results import Roster
     roster = Roster.load(session, config)
     if userid not in roster.org.admins:
         raise _fail(render("results/cli_admin.txt.j2", code="not_admin", userid=userid))
@@ -220,10 +216,6 @@ def _require_admin(session: Any, config: Any, userid: str) -> Any:
 
 
 def cmd_data_waive(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
-    from bot.appraisal.entries import EntryError, appraisal_month, find_member_anywhere, parse_periods, waive_in_bulk
-    from bot.storage.db import transaction
-
     config, engine, sessions = _sessions(args)
     now = SystemClock().now()
     try:
@@ -260,15 +252,7 @@ def cmd_data_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_results_reopen(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
-    from bot.storage.db import transaction
-    from bot.storage.models import AuditEntry, ResultPeriod
-    from scoring import Period, PeriodError
-
-    try:
-        period = str(Period.parse(args.period))
-    except PeriodError:
-        raise _fail(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from None
+    period = str(_period_arg(args.period))
     config, engine, sessions = _sessions(args)
     now = SystemClock().now()
     try:
@@ -296,10 +280,6 @@ BASE_COLUMNS = ("userid", "name", "department", "team", "manager", "manager_user
 
 def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
     """The header and one row per member (published and draft results) of a period, scores per indicator."""
-    from sqlalchemy import select
-
-    from bot.storage.models import PeriodResult
-
     stored = session.scalars(select(PeriodResult).where(PeriodResult.period == period)).all()
     keys: list[str] = []
     for row in stored:
@@ -335,13 +315,7 @@ def export_rows(session: Any, period: str) -> tuple[list[str], list[list[Any]]]:
 
 
 def cmd_results_export(args: argparse.Namespace) -> int:
-    from bot.storage.db import transaction
-    from scoring import Period, PeriodError
-
-    try:
-        period = str(Period.parse(args.period))
-    except PeriodError:
-        raise _fail(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from None
+    period = str(_period_arg(args.period))
     config, engine, sessions = _sessions(args)
     try:
         with transaction(sessions) as session:
@@ -371,9 +345,7 @@ def _write_csv(handle: io.TextIOBase | Any, header: list[str], lines: list[list[
 
 
 def _write_xlsx(path: Path, period: str, header: list[str], lines: list[list[Any]]) -> None:
-    from decimal import Decimal, InvalidOperation
-
-    import openpyxl
+    import openpyxl  # only for an xlsx export: every other command starts without loading it
 
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet(title=period)
@@ -397,9 +369,7 @@ def _write_xlsx(path: Path, period: str, header: list[str], lines: list[list[Any
 QUALITY_COLUMNS = ("kind", "severity", "accepted", "userids", "names", "keys", "message")
 
 
-def _period_arg(text: str) -> Any:
-    from scoring import Period, PeriodError
-
+def _period_arg(text: str) -> Period:
     try:
         return Period.parse(text)
     except PeriodError:
@@ -407,10 +377,6 @@ def _period_arg(text: str) -> Any:
 
 
 def cmd_results_quality(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
-    from bot.appraisal.data_quality import accepted, finding_text
-    from bot.appraisal.results import period_quality
-
     period = _period_arg(args.period)
     config, engine, sessions = _sessions(args)
     try:
@@ -437,11 +403,6 @@ def cmd_results_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_results_accept(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
-    from bot.appraisal.data_quality import ALL, AcceptError, accept
-    from bot.storage.db import transaction
-    from bot.appraisal.results import release_accepted
-
     period = _period_arg(args.period)
     kind = ALL if args.kind.lower() in ("all", ALL) else args.kind
     now = SystemClock().now()
@@ -452,7 +413,7 @@ def cmd_results_accept(args: argparse.Namespace) -> int:
                 accept(session, period=str(period), kind=kind, userid=args.member, reason=args.reason,
                        actor=args.by, now=now)
         except AcceptError as error:
-            raise _fail(render("quality/error.txt.j2", code=error.code, p=error.params)) from None
+            raise _fail(str(error)) from None
         released = release_accepted(sessions, config, now)
     finally:
         engine.dispose()

@@ -6,16 +6,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from bot.wecom import outbox
 from bot.appraisal.entries import due_ratings, is_manager_rated, latest_entry
-from bot.wecom.outbox import Outgoing
-from bot.appraisal.results import Roster, close_moment, compute, period_state
-from bot.templates import render
+from bot.appraisal.results.compute import compute
+from bot.appraisal.results.roster import Roster
+from bot.appraisal.results.schedule import close_moment
+from bot.appraisal.results.steps import send
+from bot.appraisal.results.store import key_names, period_state
 from bot.appraisal.workcalendar import previous_workday, workdays_of_month
+from bot.config import Config
+from bot.templates import render
+from bot.appraisal.leave import userids_on_leave_all_of
 from scoring import Period
 
 if TYPE_CHECKING:
-    from bot.config import Config
     from bot.jobs.runner import JobContext
 
 
@@ -47,7 +50,7 @@ class OpenItem:
 
     name: str
     unrated: list[str] = field(default_factory=list)
-    data: list[dict[str, str]] = field(default_factory=list)  # {"name", "period", "key_name"}
+    data: list[dict[str, str]] = field(default_factory=list)  # {"name", "period", "short"}
 
 
 def run_nudge_job(ctx: JobContext) -> str:
@@ -56,17 +59,14 @@ def run_nudge_job(ctx: JobContext) -> str:
     locale = config.bot.locale
     if period_state(session, str(month)) is not None:
         return render("results/nudge_detail.txt.j2", locale, period=str(month), closed=True, managers=0, members=0)
-    from bot.appraisal.leave import userids_on_leave_all_of  # was handlers.leave (then a cycle); kept in place
-
     roster = Roster.load(session, config)
     computed = compute(session, config, month, roster=roster)
     away = userids_on_leave_all_of(session, workdays_of_month(month.year, month.index), roster.userids)
     now = ctx.clock.now()
-    managers = sorted({m for m in (roster.team(u) for u in computed.results) if m})
     sent = members = 0
-    for manager in managers:
+    for manager in roster.managers_of(computed.results):
         items: list[OpenItem] = []
-        for userid in roster.org.only_visible(manager, roster.org.direct_team(manager)):
+        for userid in roster.rated_by(manager):
             result = computed.results.get(userid)
             if result is None or not result.appraised or userid in away:
                 continue
@@ -74,11 +74,12 @@ def run_nudge_job(ctx: JobContext) -> str:
             item = OpenItem(roster.org.name(userid))
             item.unrated = [i.name for i, period in due_ratings(scheme, month)
                             if latest_entry(session, userid, i.key, period, "value") is None]
-            names = {**{m.key: m.name for m in scheme.metrics}, **{i.key: i.name for i in scheme.indicators}}
+            names = key_names(scheme)
             rated = {i.key for i in scheme.indicators if is_manager_rated(i)}
             for label in result.missing:
                 key, _, period = label.partition("@")
                 if key not in rated:
+                    # The command shown names the indicator without the note in parentheses after its name.
                     item.data.append({"name": names.get(key, key), "period": period,
                                       "short": names.get(key, key).split("（")[0]})
             if item.unrated or item.data:
@@ -86,9 +87,8 @@ def run_nudge_job(ctx: JobContext) -> str:
         if not items:
             continue  # all done: nothing to say
         members += len(items)
-        text = render("results/nudge.txt.j2", locale, manager=roster.org.name(manager), period=str(month),
-                      closes=close_moment(config, month), items=items)
-        outbox.enqueue(session, f"job:nudge:{month}:{manager}", Outgoing.text(manager, text), now)
+        send(session, config, f"job:nudge:{month}:{manager}", manager, "results/nudge.txt.j2", now,
+             manager=roster.org.name(manager), period=str(month), closes=close_moment(config, month), items=items)
         sent += 1
     return render("results/nudge_detail.txt.j2", locale, period=str(month), closed=False, managers=sent,
                   members=members)

@@ -137,7 +137,7 @@ def seed_contact_statistics(ctx: SeedContext) -> None:
 
 def _people(session: Session, config: Config) -> list[tuple[Member, Scheme, str | None]]:
     """Every active member with their scheme and the manager who rates them (None at the top)."""
-    from bot.appraisal.results import Roster
+    from bot.appraisal.results.roster import Roster
 
     roster = Roster.load(session, config)
     members = session.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.userid)).all()
@@ -177,7 +177,7 @@ def seed_kpi_data(ctx: SeedContext) -> None:
     from bot.sandbox import demo_history
     from bot.appraisal.entries import is_manager_rated, record
     from bot.appraisal.indicator_sources import source_kind
-    from bot.appraisal.results import SELF_REVIEW_SOURCES
+    from bot.appraisal.results.compute import SELF_REVIEW_SOURCES
     from bot.appraisal.wecom_stats import members_to_sync, sync_stats
     from scoring import Cycle
     from scoring.wecom_metrics import METRIC_KEYS
@@ -281,23 +281,23 @@ def _one_transaction(ctx: SeedContext) -> Iterator[sessionmaker[Session]]:
 def seed_published_results(ctx: SeedContext) -> None:
     """Close and publish each history month (with the quarter or year it ends) through bot.appraisal.results, at the moments
     the schedule would have; the messages those runs queue are recorded as delivered then, not sent now."""
-    from bot.appraisal import results
+    from bot.appraisal.results import close, publish, schedule, store
     from scoring import Period
 
     config = ctx.bot.config
     for month in ctx.history_months:
         period = Period.parse(month)
-        closed_at, published_at = results.close_moment(config, period), results.publish_moment(config, period)
+        closed_at, published_at = schedule.close_moment(config, period), schedule.publish_moment(config, period)
         if closed_at is None or closed_at > ctx.now:
             continue  # its close is still ahead: the schedule runs it
         with _one_transaction(ctx) as sessions:
             with transaction(sessions) as session:
                 before = session.scalar(select(func.max(OutboxMessage.id))) or 0
-                state = results.period_state(session, month)
+                state = store.period_state(session, month)
             if state is None or state.state != "published":
-                results.close_month(sessions, config, closed_at, month)
+                close.close_month(sessions, config, closed_at, month)
                 if published_at is not None and published_at <= ctx.now:
-                    results.publish(sessions, config, published_at, month)
+                    publish.publish(sessions, config, published_at, month)
             with transaction(sessions) as session:
                 session.execute(update(OutboxMessage).where(OutboxMessage.id > before,
                                                             OutboxMessage.status == "pending")

@@ -1,35 +1,35 @@
-"""The data-quality gate: typed findings about a period's data, run at the close and before publication; which hold a
-result back, and the admins' audited acceptances that release them.
+"""The data-quality checks: typed findings about a period's data, worst first, and each as the sentence people read.
 
 A finding is one of FINDING_KINDS. Kinds that make a result untrustworthy (severity HOLD) keep the members they
 name from being published until the data is fixed (the next run no longer finds it), the value is waived (a finding
-whose keys are all waived is not raised), or an admin accepts it (`kpibot results accept`, `/quality accept`).
-Other kinds (NOTE) are shown and do not stop anything. A kind added elsewhere (a DataFlag of
-bot.appraisal.indicator_sources with a new `kind`) comes through as a NOTE until it is registered here with its severity.
+whose keys are all waived is not raised), or an admin accepts it (bot.appraisal.results.gate). Other kinds (NOTE)
+are shown and do not stop anything. A kind added elsewhere (a DataFlag of bot.appraisal.indicator_sources with a new
+`kind`) comes through as a NOTE until it is registered here with its severity.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.storage.models import AuditEntry, QualityAcceptance, WeComBehaviorDay, WeComGroupDay
+from bot.appraisal.indicator_sources import data_quality_flags, period_days
+from bot.appraisal.results.compute import chunks
+from bot.appraisal.results.store import key_names
+from bot.appraisal.workcalendar import is_workday
+from bot.storage.models import WeComBehaviorDay, WeComGroupDay
 from bot.templates import render
 from scoring import WAIVED, MemberData, Period, RatingRule, Scheme
 from scoring.quality import CollapseRule, collapse, out_of_bounds, peer_outliers
 from scoring.wecom_metrics import METRIC_KEYS, metric_def
 
-ALL = "*"  # an acceptance of every kind
-WORST_SHOWN = 5  # findings named in the admin's one message; the rest are a command away
 OUTAGE_SHARE = Decimal("0.5")  # a collapse shared by at least this share of the members checked is a sync outage
-CHUNK = 500
 
 
 class Severity(StrEnum):
@@ -91,7 +91,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Jump:
-    """A value that moved more than the threshold since the member's month before (bot.appraisal.results.suspicious_jumps)."""
+    """A value that moved more than the threshold since the member's month before (gate.suspicious_jumps)."""
 
     userid: str
     key: str
@@ -119,10 +119,6 @@ def _wecom_keys(scheme: Scheme) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _names(scheme: Scheme) -> dict[str, str]:
-    return {**{m.key: m.name for m in scheme.metrics}, **{i.key: i.name for i in scheme.indicators}}
-
-
 def impossible_metrics(period: str, members: Mapping[str, MemberData], schemes: Mapping[str, Scheme]) -> list[Finding]:
     found = []
     for userid, data in sorted(members.items()):
@@ -134,7 +130,7 @@ def impossible_metrics(period: str, members: Mapping[str, MemberData], schemes: 
             bounds = out_of_bounds(metric, value) if metric else None  # type: ignore[arg-type]
             if bounds is not None:
                 found.append(Finding("impossible_metric", period, (userid,), {
-                    "key": key, "name": _names(scheme).get(key, key), "sub": sub, "value": value,
+                    "key": key, "name": key_names(scheme).get(key, key), "sub": sub, "value": value,
                     "unit": metric_def(metric).unit, "low": bounds[0], "high": bounds[1]}, (key,)))  # type: ignore[arg-type]
     return found
 
@@ -151,8 +147,7 @@ class Activity:
 
 def read_activity(session: Session, userids: Sequence[str], first: date, last: date) -> Activity:
     found = Activity()
-    for start in range(0, len(userids), CHUNK):
-        chunk = list(userids[start:start + CHUNK])
+    for chunk in chunks(list(userids)):
         # Plain columns, not ORM objects: a close reads two months of days for every member.
         b = WeComBehaviorDay
         for userid, day, *counts in session.execute(select(
@@ -178,8 +173,6 @@ def source_findings(period: str, userids: Sequence[str], keys: Mapping[str, tupl
                     first: date, until: date, rule: CollapseRule = CollapseRule()) -> list[Finding]:
     """Collapsed sources (one member, or most of them at once: a sync outage) and groups without members, in the
     period's days first..until. Behaviour figures are flows, silent on holidays: only workdays count for them."""
-    from bot.appraisal.workcalendar import is_workday
-
     every_day = _days(first, until)
     found: list[Finding] = []
     for source, series, days in (("behavior", activity.behavior, [d for d in every_day if is_workday(d)]),
@@ -236,7 +229,7 @@ def team_jumps(period: str, members: Mapping[str, MemberData], schemes: Mapping[
     for userid, data in members.items():
         scheme = schemes[userid]
         ratings = {i.key for i in scheme.indicators if isinstance(i.rule, RatingRule)}
-        names = _names(scheme)
+        names = key_names(scheme)
         for (key, sub), value in data.values.items():
             if value is not WAIVED and key in names and key not in ratings:
                 groups[(scheme.key, key, sub)][userid] = value  # type: ignore[assignment]
@@ -245,7 +238,7 @@ def team_jumps(period: str, members: Mapping[str, MemberData], schemes: Mapping[
         for outlier in peer_outliers(values, percent=percent):
             scheme = schemes[outlier.member]
             found.append(Finding("jump_team", period, (outlier.member,), {
-                "key": key, "name": _names(scheme).get(key, key), "sub": sub, "value": outlier.value,
+                "key": key, "name": key_names(scheme).get(key, key), "sub": sub, "value": outlier.value,
                 "median": outlier.median, "peers": outlier.peers, "scheme": scheme.name}, (key,)))
     return found
 
@@ -267,7 +260,7 @@ def _unwaived(finding: Finding, members: Mapping[str, MemberData]) -> Finding | 
     return finding if left == finding.userids else replace(finding, userids=left)
 
 
-def check(session: Session, period: Period | str, members: Mapping[str, MemberData], schemes: Mapping[str, Scheme],
+def check(session: Session, period: Period, members: Mapping[str, MemberData], schemes: Mapping[str, Scheme],
           *, today: date, jump_percent: int, jumps: Iterable[Jump] = (), flags: Iterable[Any] | None = None
           ) -> list[Finding]:
     """Every finding about `period` for these members, worst first."""
@@ -275,11 +268,7 @@ def check(session: Session, period: Period | str, members: Mapping[str, MemberDa
     keys = {u: _wecom_keys(schemes[u]) for u in members}
     wecom_members = sorted(u for u, k in keys.items() if k)
     if flags is None:
-        from bot.appraisal.indicator_sources import data_quality_flags
-
         flags = data_quality_flags(session, {u: schemes[u] for u in members}, text, today=today)
-    from bot.appraisal.indicator_sources import period_days
-
     first, last = period_days(text)
     until = min(last, today - timedelta(days=1))
     activity = (read_activity(session, wecom_members, first - timedelta(days=CollapseRule().lookback + 1), until)
@@ -296,8 +285,6 @@ def wecom_findings(session: Session, period: str, userids: Sequence[str],
                    values: Mapping[str, Mapping[str, Decimal]], *, today: date) -> list[Finding]:
     """What the gate finds in the WeCom figures alone (for `kpibot data wecom-metrics`): derived metrics outside
     their bounds and collapsed sources; the DataFlags are shown beside them."""
-    from bot.appraisal.indicator_sources import period_days
-
     found: list[Finding] = []
     for userid in userids:
         for metric, value in sorted(values.get(userid, {}).items()):
@@ -314,92 +301,8 @@ def wecom_findings(session: Session, period: str, userids: Sequence[str],
     return sorted(found, key=Finding.sort_key)
 
 
-# -- acceptances -----------------------------------------------------------------------------------------------
-class AcceptError(ValueError):
-    """An acceptance that cannot be recorded; `code` picks the sentence in quality/error.txt.j2."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
-
-
-def acceptances(session: Session, period: str) -> list[QualityAcceptance]:
-    return list(session.scalars(select(QualityAcceptance).where(QualityAcceptance.period == period)
-                                .order_by(QualityAcceptance.id)))
-
-
-def accepted(finding: Finding, rows: Iterable[QualityAcceptance]) -> bool:
-    for row in rows:
-        if row.kind not in (ALL, finding.kind):
-            continue
-        if row.userid is None or (not finding.team_wide and row.userid == finding.userids[0]):
-            return True
-    return False
-
-
-def held(findings: Iterable[Finding], rows: Sequence[QualityAcceptance]) -> dict[str, list[Finding]]:
-    """The members whose results the open (not accepted) HOLD findings keep back, with those findings."""
-    found: dict[str, list[Finding]] = defaultdict(list)
-    for finding in findings:
-        if finding.holds and not accepted(finding, rows):
-            for userid in finding.userids:
-                found[userid].append(finding)
-    return dict(found)
-
-
-def accept(session: Session, *, period: str, kind: str, userid: str | None, reason: str, actor: str,
-           now: datetime) -> QualityAcceptance:
-    """Record (and audit) an admin's acceptance of `kind` (or ALL) findings of `period` for one member or all."""
-    if kind != ALL and kind not in FINDING_KINDS:
-        raise AcceptError("unknown_kind", kind=kind, kinds=list(FINDING_KINDS))
-    if not reason.strip():
-        raise AcceptError("reason_missing")
-    row = QualityAcceptance(period=period, kind=kind, userid=userid, reason=reason.strip(), accepted_by=actor,
-                            accepted_at=now, released_at=None)
-    session.add(row)
-    session.add(AuditEntry(at=now, actor=actor, action="quality.accept", subject=userid or period, detail={
-        "period": period, "kind": kind, "userid": userid, "reason": reason.strip()}))
-    return row
-
-
-def mark_released(session: Session, rows: Sequence[QualityAcceptance], now: datetime) -> None:
-    """A publication took these acceptances into account: none of them waits for a release any more (one made
-    while it ran is not among them and still gets its own)."""
-    ids = [row.id for row in rows]
-    if ids:
-        session.execute(update(QualityAcceptance).where(QualityAcceptance.id.in_(ids),
-                                                        QualityAcceptance.released_at.is_(None))
-                        .values(released_at=now))
-
-
-def pending_releases(session: Session) -> list[QualityAcceptance]:
-    return list(session.scalars(select(QualityAcceptance).where(QualityAcceptance.released_at.is_(None))
-                                .order_by(QualityAcceptance.id)))
-
-
 # -- what people read ------------------------------------------------------------------------------------------
 def finding_text(finding: Finding, names: Mapping[str, str], locale: str = "zh_CN") -> str:
     """One finding as one explained sentence (quality/finding.txt.j2)."""
     return render("quality/finding.txt.j2", locale, f=finding, who=[names.get(u, u) for u in finding.userids],
                   spec=kind_spec(finding.kind))
-
-
-def summary(findings: Sequence[Finding], rows: Sequence[QualityAcceptance], names: Mapping[str, str],
-            locale: str = "zh_CN", shown: int = WORST_SHOWN) -> dict[str, Any]:
-    """What the admin's one message says: counts by kind, the worst few explained, how many results are held."""
-    counts: dict[str, list[int]] = {}
-    for finding in findings:
-        counts.setdefault(finding.kind, [0, 0])
-        counts[finding.kind][0] += 1
-        if accepted(finding, rows):
-            counts[finding.kind][1] += 1
-    open_findings = [f for f in findings if not accepted(f, rows)]
-    return {
-        "total": len(findings), "open": len(open_findings),
-        "kinds": [{"kind": kind, "count": n, "accepted": a, "holds": kind_spec(kind).severity is Severity.HOLD}
-                  for kind, (n, a) in sorted(counts.items(), key=lambda item: kind_spec(item[0]).rank)],
-        "worst": [finding_text(f, names, locale) for f in open_findings[:shown]],
-        "more": max(0, len(open_findings) - shown),
-        "held": len(held(findings, rows)),
-    }
