@@ -26,8 +26,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot import pausepoints
-from bot.appraisal import feedback360, okr, results, wecom_stats, workcalendar
-from bot.jobs import calendar_watch, nudges
+from bot.appraisal import results, wecom_stats, workcalendar
+from bot.jobs import calendar_watch, feedback360, nudges, okr
 from bot.config import Config
 from bot.storage.db import transaction
 from bot.storage.leases import release_lease, take_lease
