@@ -36,6 +36,7 @@ from bot.appraisal.feedback360 import (
 )
 from bot.appraisal.people import Org, Role, active_members, manager_or_admins, names_of
 from bot.appraisal.schemes import load_scheme
+from bot.appraisal.workcalendar import local
 from bot.chat.routing import Context, ConversationHandle, ConversationSpec, Router
 from bot.clock import Clock
 from bot.storage.models import Conversation, Feedback360Ask, Feedback360Nomination, Member
@@ -55,7 +56,7 @@ class RatingState(StrEnum):
 
 
 def _today(ctx: Context) -> date:
-    return ctx.now.astimezone(ctx.config.schedule.zone).date()
+    return local(ctx.config, ctx.now).date()
 
 
 def parse_deadline(text: str, today: date) -> date | None:

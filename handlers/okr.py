@@ -23,6 +23,7 @@ from bot.appraisal.okr import (
 )
 from bot.appraisal.people import Role, manager_or_admins, names_of
 from bot.appraisal.periods import parse_period, quarter_of
+from bot.appraisal.workcalendar import local
 from bot.chat.routing import Context, Router
 from bot.storage.models import Department, Member, OkrKeyResult
 from bot.templates import words
@@ -32,7 +33,7 @@ router = Router("okr")
 
 
 def _current_quarter(ctx: Context) -> Period:
-    return quarter_of(ctx.now.astimezone(ctx.config.schedule.zone).date())
+    return quarter_of(local(ctx.config, ctx.now).date())
 
 
 def _take_quarter(ctx: Context, given: list[str]) -> tuple[Period, list[str]]:
@@ -51,19 +52,16 @@ def show_or_add_objective(ctx: Context) -> None:
         _add_objective(ctx, ctx.args.split(None, 2)[2] if len(given) > 2 else "")
         return
     quarter, given = _take_quarter(ctx, given)
-    scope = given[0].lower() if given else ""
-    if scope in words("okr.team"):
+    asked = given[0].lower() if given else ""
+    if asked in words("okr.team"):
         if ctx.person.role < Role.MANAGER:
             raise OkrError("managers_only", action="team_okr")
-        objectives = team_tree(ctx.session, ctx.person.userid, quarter)
-        ctx.reply("okr/tree.md.j2", scope="team", quarter=str(quarter), objectives=objectives, person=ctx.person)
-    elif scope in words("okr.department"):
-        objectives = department_tree(ctx.session, ctx.person.userid, quarter)
-        ctx.reply("okr/tree.md.j2", scope="department", quarter=str(quarter), objectives=objectives,
-                  person=ctx.person)
+        scope, objectives = "team", team_tree(ctx.session, ctx.person.userid, quarter)
+    elif asked in words("okr.department"):
+        scope, objectives = "department", department_tree(ctx.session, ctx.person.userid, quarter)
     else:
-        objectives = member_tree(ctx.session, ctx.person.userid, quarter)
-        ctx.reply("okr/tree.md.j2", scope="member", quarter=str(quarter), objectives=objectives, person=ctx.person)
+        scope, objectives = "member", member_tree(ctx.session, ctx.person.userid, quarter)
+    ctx.reply("okr/tree.md.j2", scope=scope, quarter=str(quarter), objectives=objectives, person=ctx.person)
 
 
 def _add_objective(ctx: Context, text: str) -> None:

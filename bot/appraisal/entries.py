@@ -15,7 +15,7 @@ from bot.appraisal import periods, ratings
 from bot.appraisal.assignment import cycles_due
 from bot.appraisal.numbers import NumberError, parse_number
 from bot.appraisal.people import Org
-from bot.appraisal.workcalendar import nth_workday_of_month
+from bot.appraisal.workcalendar import local, nth_workday_of_month
 from bot.config import Config
 from bot.errors import CodedError
 from bot.storage.models import AuditEntry, DataEntry, Member, PeriodResult, ResultPeriod
@@ -73,11 +73,11 @@ parse_period = periods.parse_period
 def appraisal_month(config: Config, now: datetime) -> Period:
     """The month managers are scoring now: the previous month until its results are published (the
     configured workday of this month), this month after that."""
-    local = now.astimezone(config.schedule.zone)
-    this_month = Period.month(local.year, local.month)
+    here = local(config, now)
+    this_month = Period.month(here.year, here.month)
     rules = config.results
-    publish_day = nth_workday_of_month(local.year, local.month, rules.publish_on_workday)
-    if publish_day is not None and (local.date(), local.time()) < (publish_day, rules.publish_at):
+    publish_day = nth_workday_of_month(here.year, here.month, rules.publish_on_workday)
+    if publish_day is not None and (here.date(), here.time()) < (publish_day, rules.publish_at):
         return this_month.previous()
     return this_month
 

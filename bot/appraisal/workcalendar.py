@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from importlib import metadata
+from typing import overload
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -145,7 +146,16 @@ def has_calendar_data(year: int) -> bool:
     return year_is_known(year)
 
 
-# -- weeks ---------------------------------------------------------------------------------------------
+# -- local time and weeks -------------------------------------------------------------------------------
+# Typed both ways, so that a moment given is a local moment back without a None check (and None stays None).
+@overload
+def local(config: Config, moment: datetime) -> datetime: ...
+
+
+@overload
+def local(config: Config, moment: None) -> None: ...
+
+
 def local(config: Config, moment: datetime | None) -> datetime | None:
     """A stored moment (UTC) as the team reads it: in the configured zone; None stays None."""
     return moment.astimezone(config.schedule.zone) if moment is not None else None
