@@ -1,7 +1,7 @@
 """UserFacingError: the one error a person reads, carrying the template that says what went wrong."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class UserFacingError(Exception):
@@ -14,3 +14,16 @@ class UserFacingError(Exception):
         super().__init__(template)
         self.template = template
         self.variables = variables
+
+
+class CodedError(UserFacingError):
+    """A family's refusals, all in one template: `code` picks the sentence and `params` fill it (as `p`).
+
+    A subclass names its TEMPLATE; `code` and `params` stay readable for callers that answer in their own words."""
+
+    TEMPLATE: ClassVar[str]
+
+    def __init__(self, code: str, **params: Any) -> None:
+        super().__init__(self.TEMPLATE, code=code, p=params)
+        self.code = code
+        self.params = params

@@ -2,58 +2,61 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import date, timedelta
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from bot.wecom import cards
 from bot.appraisal.feedback360 import (
-    CONVERSATION_TIMEOUT,
     DEFAULT_DEADLINE_DAYS,
-    FLOW,
     MIN_RATERS,
     MIN_SHOWN,
     Feedback360Error,
-    RatingState,
+    Send,
     aggregate,
     announce_close,
     answer,
-    ask_next,
     ask_view,
     confirm,
     decline,
-    invite_raters,
     latest_closed_round,
     may_confirm,
     nominate,
     nomination_of,
     own_pending_ask,
-    parse_rating,
     pending_asks,
     progress,
+    rating_of_answer,
     require_open_round,
-    start_round,
     resolve_people,
-    reviewers_of,
     split_names,
-    subjects,
-    worked_with,
+    start_round,
+    suggested_raters,
 )
-from bot.storage.models import Feedback360Ask, Feedback360Nomination, Member
-from bot.appraisal.okr import team_members
-from bot.chat.routing import Context, ConversationSpec, Role, Router
+from bot.appraisal.people import Org, Role, active_members, manager_or_admins, names_of
 from bot.appraisal.schemes import load_scheme
+from bot.appraisal.workcalendar import local
+from bot.chat.routing import Context, ConversationHandle, ConversationSpec, Router
+from bot.clock import Clock
+from bot.storage.models import Conversation, Feedback360Ask, Feedback360Nomination, Member
+from bot.templates import words
+from bot.wecom import cards
 
 router = Router("feedback360")
 
-SKIP_WORDS = ("跳过", "不了解", "无法评价", "skip")
-NO_COMMENT_WORDS = ("无", "没有", "不写", "跳过", "skip", "-", "无评语")
+FLOW = "feedback360"
+CONVERSATION_TIMEOUT = timedelta(hours=24)
 _DATE = re.compile(r"^(?:(\d{4})-)?(\d{1,2})-(\d{1,2})$")
 
 
+class RatingState(StrEnum):
+    RATING = "rating"
+    COMMENT = "comment"
+
+
 def _today(ctx: Context) -> date:
-    return ctx.now.astimezone(ctx.config.schedule.zone).date()
+    return local(ctx.config, ctx.now).date()
 
 
 def parse_deadline(text: str, today: date) -> date | None:
@@ -71,29 +74,29 @@ def parse_deadline(text: str, today: date) -> date | None:
     return day
 
 
-@router.command("/360", "/互评", role=Role.MEMBER)
+@router.command("/360", *words("feedback360.aliases"), role=Role.MEMBER)
 def feedback(ctx: Context) -> None:
-    words = ctx.args.split()
-    action = words[0].lower() if words else ""
-    rest = words[1:]
-    if action in ("start", "发起"):
+    given = ctx.args.split()
+    action = given[0].lower() if given else ""
+    rest = given[1:]
+    if action in words("feedback360.start"):
         _start(ctx, rest)
-    elif action in ("close", "结束"):
+    elif action in words("feedback360.close"):
         _close(ctx)
-    elif action in ("raters", "nominate", "提名"):
+    elif action in words("feedback360.raters"):
         _nominate_self(ctx, rest)
-    elif action in ("set", "指定"):
+    elif action in words("feedback360.set"):
         _set_for_member(ctx, rest)
-    elif action in ("confirm", "确认"):
+    elif action in words("feedback360.confirm"):
         _confirm_by_command(ctx, rest)
-    elif action in ("rate", "评价", "评分"):
+    elif action in words("feedback360.rate"):
         if not ask_next(ctx.session, ctx.clock, ctx.person.userid, ctx.send_to):
             raise Feedback360Error("nothing_to_rate")
-    elif action in ("result", "results", "结果"):
+    elif action in words("feedback360.result"):
         _results(ctx, rest)
-    elif action in ("status", "进度"):
+    elif action in words("feedback360.status"):
         _status(ctx)
-    elif action in ("help", "帮助"):
+    elif action in words("feedback360.help"):
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
     elif not action:
         if not ask_next(ctx.session, ctx.clock, ctx.person.userid, ctx.send_to):
@@ -103,16 +106,17 @@ def feedback(ctx: Context) -> None:
 
 
 def _require(ctx: Context, role: Role, action: str) -> None:
+    """`action` names what was refused in feedback360/error.txt.j2 ("admins_only")."""
     if ctx.person.role < role:
         raise Feedback360Error("admins_only", action=action)
 
 
-def _start(ctx: Context, words: list[str]) -> None:
-    _require(ctx, Role.ADMIN, "发起 360 反馈")
-    if not words:
+def _start(ctx: Context, given: list[str]) -> None:
+    _require(ctx, Role.ADMIN, "start")
+    if not given:
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
         return
-    period, rest = words[0], words[1:]
+    period, rest = given[0], given[1:]
     today = _today(ctx)
     deadline = today + timedelta(days=DEFAULT_DEADLINE_DAYS)
     if rest and (parsed := parse_deadline(rest[0], today)) is not None:
@@ -126,29 +130,29 @@ def _start(ctx: Context, words: list[str]) -> None:
 
 
 def _close(ctx: Context) -> None:
-    _require(ctx, Role.ADMIN, "结束 360 反馈")
+    _require(ctx, Role.ADMIN, "close")
     round_ = require_open_round(ctx.session)
     announce_close(ctx.session, round_, ctx.now, ctx.config.org.admins, ctx.send_to)
 
 
-def _nominate_self(ctx: Context, words: list[str]) -> None:
+def _nominate_self(ctx: Context, given: list[str]) -> None:
     round_ = require_open_round(ctx.session)
     subject = ctx.session.get(Member, ctx.person.userid)
     if subject is None:
         raise Feedback360Error("unknown_person", name=ctx.person.name)
-    if words:
-        raters, proposed_by = resolve_people(ctx.session, split_names(" ".join(words))), "member"
+    if given:
+        raters, proposed_by = resolve_people(ctx.session, split_names(" ".join(given))), "member"
     else:
-        raters, proposed_by = worked_with(ctx.session, subject.userid, ctx.now), "bot"
+        raters, proposed_by = suggested_raters(ctx.session, subject.userid, ctx.now), "bot"
         if len(raters) < MIN_RATERS:
             raise Feedback360Error("not_enough_suggestions", count=len(raters),
                                    names="、".join(m.name for m in raters))
     nomination = nominate(ctx.session, round_, subject, raters, proposed_by=proposed_by, now=ctx.now)
-    reviewers = reviewers_of(ctx.session, subject.userid, ctx.config.org.admins)
+    reviewers = manager_or_admins(ctx.session, subject.userid, ctx.config.org.admins)
     names = [m.name for m in raters]
     for reviewer in reviewers:
         _send_nomination_card(ctx, reviewer, nomination, subject.name, names)
-    reviewer_names = {m.userid: m.name for m in ctx.session.scalars(select(Member).where(Member.userid.in_(reviewers)))}
+    reviewer_names = names_of(ctx.session, reviewers)
     ctx.reply("feedback360/nominated.txt.j2", raters=names, proposed_by=proposed_by,
               reviewers=[reviewer_names.get(r, r) for r in reviewers])
 
@@ -171,27 +175,27 @@ def nomination_subject(nomination: Feedback360Nomination) -> str:
     return f"360:{nomination.id}"
 
 
-def _set_for_member(ctx: Context, words: list[str]) -> None:
-    _require(ctx, Role.MANAGER, "指定评价人")
+def _set_for_member(ctx: Context, given: list[str]) -> None:
+    _require(ctx, Role.MANAGER, "set_raters")
     round_ = require_open_round(ctx.session)
-    if len(words) < 2:
+    if len(given) < 2:
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
         return
-    subject = resolve_people(ctx.session, [words[0]])[0]
+    subject = resolve_people(ctx.session, [given[0]])[0]
     if not may_confirm(ctx.session, ctx.person, subject.userid):
         raise Feedback360Error("not_reviewer", name=subject.name)
-    raters = resolve_people(ctx.session, split_names(" ".join(words[1:])))
+    raters = resolve_people(ctx.session, split_names(" ".join(given[1:])))
     nomination = nominate(ctx.session, round_, subject, raters, proposed_by="manager", now=ctx.now)
     _confirm(ctx, nomination)
 
 
-def _confirm_by_command(ctx: Context, words: list[str]) -> None:
-    _require(ctx, Role.MANAGER, "确认评价人")
+def _confirm_by_command(ctx: Context, given: list[str]) -> None:
+    _require(ctx, Role.MANAGER, "confirm_raters")
     round_ = require_open_round(ctx.session)
-    if not words:
+    if not given:
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
         return
-    subject = resolve_people(ctx.session, [words[0]])[0]
+    subject = resolve_people(ctx.session, [given[0]])[0]
     nomination = nomination_of(ctx.session, round_.id, subject.userid)
     if nomination is None:
         raise Feedback360Error("no_nomination", name=subject.name)
@@ -205,7 +209,7 @@ def _confirm(ctx: Context, nomination: Feedback360Nomination) -> None:
         raise Feedback360Error("not_reviewer", name=subject_name)
     raters = confirm(ctx.session, nomination, ctx.person.userid, ctx.now)
     ctx.finish_cards(nomination_subject(nomination), "confirmed")
-    names = {m.userid: m.name for m in ctx.session.scalars(select(Member).where(Member.userid.in_(raters)))}
+    names = names_of(ctx.session, raters)
     rater_names = [names.get(r, r) for r in raters]
     ctx.reply("feedback360/confirmed.txt.j2", audience="reviewer", subject_name=subject_name, raters=rater_names,
               reviewer=ctx.person.name)
@@ -225,21 +229,21 @@ def confirm_by_card(ctx: Context) -> None:
     _confirm(ctx, nomination)
 
 
-def _results(ctx: Context, words: list[str]) -> None:
+def _results(ctx: Context, given: list[str]) -> None:
     round_ = latest_closed_round(ctx.session)
     if round_ is None:
         raise Feedback360Error("no_closed_round")
     scope = "own"
-    if not words:
+    if not given:
         people = [ctx.person.userid]
-    elif words[0].lower() in ("team", "团队"):
+    elif given[0].lower() in words("feedback360.team"):
         if ctx.person.role < Role.MANAGER:
             raise Feedback360Error("not_allowed_result", manager=False)
-        people = [m.userid for m in (subjects(ctx.session) if ctx.person.role >= Role.ADMIN
-                                     else team_members(ctx.session, ctx.person.userid))]
+        people = [m.userid for m in active_members(ctx.session)] if ctx.person.role >= Role.ADMIN \
+            else list(Org.load(ctx.session).team(ctx.person.userid))
         scope = "team"
     else:
-        people = [m.userid for m in resolve_people(ctx.session, words)]
+        people = [m.userid for m in resolve_people(ctx.session, given)]
         for userid in people:
             if userid != ctx.person.userid and not may_confirm(ctx.session, ctx.person, userid):
                 raise Feedback360Error("not_allowed_result", manager=ctx.person.role >= Role.MANAGER)
@@ -250,12 +254,12 @@ def _results(ctx: Context, words: list[str]) -> None:
 
 
 def _status(ctx: Context) -> None:
-    _require(ctx, Role.MANAGER, "查看 360 进度")
+    _require(ctx, Role.MANAGER, "status")
     round_ = require_open_round(ctx.session)
     if ctx.person.role >= Role.ADMIN:
         counts, scope = progress(ctx.session, round_), "all"
     else:
-        counts, scope = progress(ctx.session, round_, [m.userid for m in team_members(ctx.session, ctx.person.userid)]), "team"
+        counts, scope = progress(ctx.session, round_, Org.load(ctx.session).team(ctx.person.userid)), "team"
     ctx.reply("feedback360/status.txt.j2", round=round_, progress=counts, scope=scope)
 
 
@@ -264,15 +268,45 @@ def _own_status(ctx: Context) -> None:
     nomination = nomination_of(ctx.session, round_.id, ctx.person.userid)
     raters: list[str] = []
     if nomination is not None:
-        names = {m.userid: m.name for m in ctx.session.scalars(
-            select(Member).where(Member.userid.in_(nomination.raters)))}
+        names = names_of(ctx.session, nomination.raters)
         raters = [names.get(r, r) for r in nomination.raters]
-    suggestions = [m.name for m in worked_with(ctx.session, ctx.person.userid, ctx.now)] if nomination is None else []
+    suggestions = [m.name for m in suggested_raters(ctx.session, ctx.person.userid, ctx.now)] \
+        if nomination is None else []
     ctx.reply("feedback360/own_status.txt.j2", round=round_, nomination=nomination, raters=raters,
               suggestions=suggestions)
 
 
 # -- the rating conversation ----------------------------------------------------------------------------------
+
+def has_open_conversation(session: Session, userid: str, now: datetime) -> bool:
+    row = session.get(Conversation, userid)
+    return row is not None and row.expires_at > now
+
+
+def ask_next(session: Session, clock: Clock, rater: str, send: Send) -> bool:
+    """Put the rater's next pending ask to them in the rating conversation; False when none is left."""
+    asks = pending_asks(session, rater)
+    if not asks:
+        return False
+    ask = asks[0]
+    handle = ConversationHandle(session, rater, clock, CONVERSATION_TIMEOUT)
+    handle.start(FLOW, RatingState.RATING, {"ask_id": ask.id}, timeout=CONVERSATION_TIMEOUT)
+    send(rater, "feedback360/ask.txt.j2", left=len(asks), **ask_view(session, ask))
+    return True
+
+
+def invite_raters(session: Session, clock: Clock, raters: Iterable[str], send: Send) -> None:
+    """Ask each rater at once when they are not in another conversation; otherwise tell them how to start."""
+    now = clock.now()
+    for rater in raters:
+        if has_open_conversation(session, rater, now):
+            row = session.get(Conversation, rater)
+            if row is not None and row.flow == FLOW:
+                continue  # already answering: the new ask comes after the current one
+            send(rater, "feedback360/invitation.txt.j2", count=len(pending_asks(session, rater)))
+        else:
+            ask_next(session, clock, rater, send)
+
 
 def _subject_name(ctx: Context, ask_id: int) -> str:
     ask = ctx.session.get(Feedback360Ask, ask_id)
@@ -297,11 +331,11 @@ def on_rating(ctx: Context) -> None:
     ask_id = int(ctx.conversation.data["ask_id"])
     own_pending_ask(ctx.session, ask_id, ctx.person.userid)  # the round may have closed since the question
     text = ctx.update.content.strip()
-    if text.lower() in SKIP_WORDS:
+    if text.lower() in words("feedback360.skip"):
         decline(ctx.session, ask_id, ctx.person.userid)
         _next_or_done(ctx, _subject_name(ctx, ask_id), declined=True)
         return
-    rating = parse_rating(text)
+    rating = rating_of_answer(text)
     if rating is None:
         ctx.reply("feedback360/rating_invalid.txt.j2")
         return
@@ -315,7 +349,7 @@ def on_comment(ctx: Context) -> None:
     data = ctx.conversation.data
     ask_id = int(data["ask_id"])
     text = ctx.update.content.strip()
-    comment = None if text.lower() in NO_COMMENT_WORDS else text
+    comment = None if text.lower() in words("feedback360.no_comment") else text
     answer(ctx.session, ask_id, ctx.person.userid, int(data["rating"]), comment)
     _next_or_done(ctx, _subject_name(ctx, ask_id), declined=False)
 

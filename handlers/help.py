@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from bot.appraisal.people import Role
+from bot.chat.routing import Context, Router
 from bot.storage.models import MemberVisit
-from bot.chat.routing import Context, Role, Router
+from bot.templates import words
 
 router = Router("help")
 
@@ -22,7 +24,7 @@ def _help_order(name: str) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
-@router.command("/help", "/帮助", "/h", "/?", role=Role.GUEST)
+@router.command("/help", *words("help.aliases"), role=Role.GUEST)
 def show_help(ctx: Context) -> None:
     ctx.reply("help.txt.j2", person=ctx.person, commands=available_commands(ctx))
 

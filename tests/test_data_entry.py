@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from bot.appraisal.assignment import cached_scheme
 from bot.config import ResultsConfig
-from bot.appraisal.entries import (EntryError, appraisal_month, find_key, parse_amount, parse_period, parse_rating,
-                            period_for)
+from bot.appraisal.entries import EntryError, appraisal_month, find_key, parse_amount, parse_rating, period_for
+from bot.appraisal.periods import parse_period
 from bot.storage.db import transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import AuditEntry, DataEntry, ResultCalibration

@@ -14,30 +14,26 @@ from sqlalchemy import inspect, select
 from bot.sandbox import demo_org
 from bot.cli.main import main
 from bot.storage.db import transaction
-from bot.appraisal.feedback360 import (
-    Aggregate,
-    DailyReport,
-    RoundProgress,
-    averages_for,
-    parse_rating,
-    worked_with,
-)
+from bot.appraisal.feedback360 import Aggregate, RoundProgress, averages_for, rating_of_answer
+from bot.appraisal.worked_with import worked_with
 from bot.fakes.wecom import FakeWeCom
 from bot.appraisal.indicator_sources import collect_values, member_values
 from bot.storage.models import Feedback360Ask, Feedback360Rating, Feedback360Round
 from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_kr
-from bot.chat.routing import Person, Role
+from bot.appraisal.people import Person, Role
+from bot.jobs.feedback360 import DailyReport
 from bot.jobs.runner import JobRunner
 from bot.appraisal.schemes import load_scheme
 from bot.templates import render
 from handlers.feedback360 import parse_deadline
-from scoring import MemberData, compute_results
+from scoring import MemberData, Period, compute_results
 from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, BotEnv, Chat
 
 D = Decimal
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EVERYONE = sorted(person.userid for person in demo_org.DEMO_PEOPLE)
 RATERS_OF_ZHANGWEI = ("huangli", "wuhao", "sunyue")
+Q4 = Period.quarter(2026, 4)
 NAMES = {person.userid: person.name for person in demo_org.DEMO_PEOPLE}
 
 
@@ -57,9 +53,9 @@ def worked_together(env: BotEnv) -> None:
     now = env.clock.now()
     lina = Person("lina", "李娜", Role.MANAGER, "zhoumin", (3,))
     with transaction(env.bot.sessions) as session:
-        objective = add_objective(session, title="提升用户复购率", quarter="2026-Q4", department_id=3, by="lina", now=now)
+        objective = add_objective(session, title="提升用户复购率", quarter=Q4, department_id=3, by="lina", now=now)
         kr = add_kr(session, owner="yangfan", objective_id=objective.id, title="会员日活动", target=D(3), unit="场",
-                    now=now, current_quarter="2026-Q4")
+                    now=now, current_quarter=Q4)
         review_kr(session, kr_id=kr.id, by=lina, approve=True, note="", now=now)
         record_kr_progress(session, kr.id, D(1), "和黄丽一起办了会员日，吴昊负责答疑，孙悦帮忙拉群；黄丽还借了场地",
                            now, by="yangfan")
@@ -251,7 +247,7 @@ admins = ["zhoumin"]
 
 
 def test_small_parsers() -> None:
-    assert [parse_rating(t) for t in ("5", "４", "四分", " 3分 ", "6", "很好", "0")] == [5, 4, 4, 3, None, None, None]
+    assert [rating_of_answer(t) for t in ("5", "４", "四分", " 3分 ", "6", "很好", "0")] == [5, 4, 4, 3, None, None, None]
     today = date(2026, 11, 27)
     assert parse_deadline("12-20", today) == date(2026, 12, 20)
     assert parse_deadline("01-10", today) == date(2027, 1, 10)  # the next such day
@@ -324,6 +320,7 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                                       ("已结束 2026 跨部门协作 360 反馈（第 3 轮）：9/11 位成员",)),
     "feedback360/job_detail.txt.j2": ({"report": DailyReport(("2026 360",), 2, 3, 1)},
                                       ("已结束：2026 360", "提醒评价人 2 人")),
+    "feedback360/round_name.txt.j2": ({"period": "2026"}, ("2026 跨部门协作 360 反馈",)),
 }
 
 

@@ -20,10 +20,10 @@ from bot.appraisal.okr import (
     open_krs_for,
     parse_kr_text,
     parse_number,
-    quarter_close_period,
     record_kr_progress,
 )
-from bot.chat.routing import Person, Role
+from bot.appraisal.people import Person, Role
+from bot.jobs.okr import quarter_close_period
 from bot.jobs.runner import JobRunner
 from bot.templates import render
 from scoring import MemberData, check_scheme, compute_results
@@ -226,6 +226,7 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "okr/review_done.txt.j2": ({"kr": KR}, ("已批准 张伟 的 KR7",)),
     "okr/progress_recorded.txt.j2": ({"kr": KR}, ("1/2场（50%）",)),
     "okr/kr_usage.txt.j2": ({"person": ZHANG, "krs": [KR]}, ("/kr add O目标编号", "KR7 策划会员专属活动　1/2场 · 已批准")),
+    "okr/kr_status.txt.j2": ({"status": "pending"}, ("待主管批准",)),
     "okr/weekly_kr_question.txt.j2": ({"kr": KR, "index": 1, "total": 2},
                                       ("KR 进展（1/2）", "目标 2场，目前记录 1场（50%）", "现在达到多少（场）")),
     "okr/quarter_scores.txt.j2": ({"quarter": "2026-Q4", "krs": [SCORED], "average": "0.50"},

@@ -13,7 +13,7 @@ from bot.appraisal.entries import record
 from bot.storage.db import transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import DataEntry, Idp, IdpItem, ResultCalibration
-from bot.appraisal.permissions import Org
+from bot.appraisal.people import Org
 from tests.harness import BotEnv
 from tests.test_month import CLOSE_AT, PUBLISH_AT, contents, run_job, say, settle, start_env
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from bot.appraisal import numbers
 from bot.appraisal.numbers import parse_optional
-from scoring import WAIVED, MemberData, Period, PeriodError, Waiver
+from bot.appraisal.periods import parse_period
+from bot.templates import words
+from scoring import WAIVED, MemberData, Waiver
 
 COLUMNS: tuple[str, ...] = ("member", "team", "indicator", "period", "value", "target")
 REQUIRED_COLUMNS: frozenset[str] = frozenset(COLUMNS)
-WAIVED_WORDS: frozenset[str] = frozenset({"waived", "豁免"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +101,14 @@ def _validate(records: Iterable[tuple[int, dict[str, str]]]) -> tuple[list[DataR
             problems.append(RowError(line, "member_empty"))
         if not indicator:
             problems.append(RowError(line, "indicator_empty"))
-        period = ""
-        try:
-            period = str(Period.parse(period_text))
-        except PeriodError:
+        parsed = parse_period(period_text)
+        period = str(parsed) if parsed is not None else ""
+        if parsed is None:
             problems.append(RowError(line, "period_invalid", {"period": period_text}))
         value: Decimal | Waiver | None = None
         if not value_text:
             problems.append(RowError(line, "value_empty"))
-        elif value_text.lower() in WAIVED_WORDS:
+        elif value_text.lower() in words("data.waive"):
             value = WAIVED
         else:
             value = _number(line, "value", value_text, problems)

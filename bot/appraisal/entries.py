@@ -7,61 +7,49 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.appraisal import periods, ratings
 from bot.appraisal.assignment import cycles_due
-from bot.config import Config
-from bot.storage.models import AuditEntry, DataEntry, Member, PeriodResult, ResultPeriod
 from bot.appraisal.numbers import NumberError, parse_number
-from bot.appraisal.permissions import Org
-from bot.appraisal.workcalendar import nth_workday_of_month
+from bot.appraisal.people import Org
+from bot.appraisal.workcalendar import local, nth_workday_of_month
+from bot.config import Config
+from bot.errors import CodedError
+from bot.storage.models import AuditEntry, DataEntry, Member, PeriodResult, ResultPeriod
+from bot.templates import words
 from scoring import WAIVED, Cycle, Indicator, Metric, Period, PeriodError, PeriodKind, RatingRule, RatioRule, Scheme
 from scoring.bounds import value_bounds
 from scoring.results import Waiver
 
 # Sources whose values a manager gives with /score (a 1-5 rating against the indicator's anchors).
 MANAGER_SOURCES = frozenset({"manager", "manager_rating", "manager_review"})
-WAIVE_WORDS = frozenset({"waive", "waived", "豁免", "不适用"})
-RATING_LEVELS = range(1, 6)
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－＋％", "0123456789.,-+%")
-_CHINESE_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
-                   "十": 10, "壹": 1, "贰": 2, "叁": 3, "肆": 4, "伍": 5}
 _CYCLE_KIND = {Cycle.MONTH: PeriodKind.MONTH, Cycle.QUARTER: PeriodKind.QUARTER, Cycle.YEAR: PeriodKind.YEAR}
-_CHINESE_MONTH = re.compile(r"^(?:(\d{4})\s*年\s*)?(\d{1,2})\s*月(?:份)?$")
-_COMPACT_QUARTER = re.compile(r"^(?:(\d{4})\s*[-年]?\s*)?[Qq]([1-4])$")
-_CHINESE_QUARTER = re.compile(r"^(?:(\d{4})\s*年\s*)?(?:第)?([一二三四1-4])\s*季度$")
-_CHINESE_YEAR = re.compile(r"^(\d{4})\s*年(?:度)?$")
+_RATING_CODES = {"out_of_range": "rating.out_of_range", "not_integer": "rating.not_integer",
+                 "chinese_numeral": "rating.chinese", "not_a_number": "rating.invalid"}
 
 
-class EntryError(Exception):
+class EntryError(CodedError):
     """Input a person must correct: `code` picks the sentence in templates/zh_CN/scoring/error.txt.j2."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
+    TEMPLATE = "scoring/error.txt.j2"
 
 
 # -- numbers, ratings, periods --------------------------------------------------------------------------------
-def normalise(text: str) -> str:
-    return text.strip().translate(_FULL_WIDTH)
-
-
 def parse_amount(text: str) -> Decimal:
     """`1234.5`, `1,234.5`, `15%` (15: values stay in the scheme's unit), `3.2万` (32000); full-width digits too.
     Not a number, not finite or out of the parser's bounds: an EntryError naming which."""
     try:
-        return parse_number(normalise(text))
+        return parse_number(text)
     except NumberError as error:
         raise EntryError("value.invalid" if error.code == "number.invalid" else error.code,
                          text=text.strip()) from None
 
 
 def is_waive_word(text: str) -> bool:
-    return normalise(text).lower() in WAIVE_WORDS
+    return text.strip().lower() in words("data.waive")
 
 
 def parse_value(text: str) -> Decimal | Waiver:
@@ -69,61 +57,27 @@ def parse_value(text: str) -> Decimal | Waiver:
 
 
 def parse_rating(text: str) -> int:
-    """A whole rating 1-5; anything else is an EntryError saying precisely what is wrong with it."""
-    shown = text.strip()
-    value = re.sub(r"\s*(分|星)$", "", normalise(shown)).strip()
-    if re.fullmatch(r"[+-]?\d+", value):
-        number = int(value)
-        if number in RATING_LEVELS:
-            return number
-        raise EntryError("rating.out_of_range", text=shown)
-    if re.fullmatch(r"[+-]?\d*\.\d+", value):
-        raise EntryError("rating.not_integer", text=shown)
-    if value and all(char in _CHINESE_DIGITS for char in value):
-        suggestion = _CHINESE_DIGITS[value] if len(value) == 1 else None
-        raise EntryError("rating.chinese", text=shown,
-                         suggestion=suggestion if suggestion in RATING_LEVELS else None)
-    raise EntryError("rating.invalid", text=shown)
+    """A rating as /score takes it: the one rating parser (bot.appraisal.ratings), its problem raised as the
+    EntryError that says what is wrong."""
+    found = ratings.parse_rating(text)
+    if isinstance(found, ratings.RatingProblem):
+        params = {"suggestion": found.suggestion} if found.kind == "chinese_numeral" else {}
+        raise EntryError(_RATING_CODES[found.kind], text=found.shown, **params)
+    return found
 
 
-def parse_period(text: str, today_month: Period) -> Period | None:
-    """2026-11, 2026-Q4, 2026, 2026年11月, 11月, Q4, 2026年第四季度, 2026年; None when the text is no period.
-
-    A month or quarter given without a year is the latest one not after the current appraisal month."""
-    word = normalise(text)
-    try:
-        return Period.parse(word)
-    except PeriodError:
-        pass
-    year = today_month.year
-    if match := _CHINESE_MONTH.match(word):
-        month = int(match.group(2))
-        if not 1 <= month <= 12:
-            return None
-        if match.group(1):
-            return Period.month(int(match.group(1)), month)
-        return Period.month(year if month <= today_month.index else year - 1, month)
-    quarter_match = _COMPACT_QUARTER.match(word) or _CHINESE_QUARTER.match(word)
-    if quarter_match:
-        raw = quarter_match.group(2)
-        quarter = int(raw) if raw.isdigit() else _CHINESE_DIGITS[raw]
-        if quarter_match.group(1):
-            return Period.quarter(int(quarter_match.group(1)), quarter)
-        current = (today_month.index - 1) // 3 + 1
-        return Period.quarter(year if quarter <= current else year - 1, quarter)
-    if match := _CHINESE_YEAR.match(word):
-        return Period.whole_year(int(match.group(1)))
-    return None
+# kept for handlers/results.py and handlers/scoring.py until they import it from bot.appraisal.periods
+parse_period = periods.parse_period
 
 
 def appraisal_month(config: Config, now: datetime) -> Period:
     """The month managers are scoring now: the previous month until its results are published (the
     configured workday of this month), this month after that."""
-    local = now.astimezone(config.schedule.zone)
-    this_month = Period.month(local.year, local.month)
+    here = local(config, now)
+    this_month = Period.month(here.year, here.month)
     rules = config.results
-    publish_day = nth_workday_of_month(local.year, local.month, rules.publish_on_workday)
-    if publish_day is not None and (local.date(), local.time()) < (publish_day, rules.publish_at):
+    publish_day = nth_workday_of_month(here.year, here.month, rules.publish_on_workday)
+    if publish_day is not None and (here.date(), here.time()) < (publish_day, rules.publish_at):
         return this_month.previous()
     return this_month
 
@@ -210,7 +164,7 @@ def period_for(ref: KeyRef, text: str | None, month: Period) -> str:
     """The period an entry is for: the one given (checked against the indicator's cycle) or the default."""
     if text is None:
         return str(period_of_cycle(ref.cycles[0], month))
-    period = parse_period(text, month)
+    period = periods.parse_period(text, month)
     if period is None:
         raise EntryError("period.invalid", text=text)
     allowed = {_CYCLE_KIND[cycle] for cycle in ref.cycles}
@@ -346,29 +300,13 @@ def record(session: Session, *, userid: str, key: str, period: str, kind: str, v
 
 
 # -- bulk waivers (admins) ----------------------------------------------------------------------------------------
+# kept for handlers/scoring.py and bot/cli/results.py until they switch to bot.appraisal.periods.parse_periods
 def parse_periods(text: str, month: Period) -> list[Period]:
-    """`2026-01..2026-06` (every period from one to the other, same kind), `2026-01,2026-03`, or one period."""
-    word = normalise(text)
-    if ".." in word:
-        first_text, _, last_text = word.partition("..")
-        first, last = parse_period(first_text, month), parse_period(last_text, month)
-        if first is None or last is None or first.kind is not last.kind or str(last) < str(first):
-            raise EntryError("period.invalid", text=text)
-        found = [first]
-        while str(found[-1]) < str(last) and len(found) < 120:
-            found.append(found[-1].next())
-        return found
-    periods = []
-    for part in re.split(r"[,，、]", word):
-        if not part.strip():
-            continue
-        period = parse_period(part.strip(), month)
-        if period is None:
-            raise EntryError("period.invalid", text=part.strip())
-        periods.append(period)
-    if not periods:
-        raise EntryError("period.invalid", text=text)
-    return periods
+    """bot.appraisal.periods.parse_periods, a part that is no period raised as EntryError("period.invalid")."""
+    try:
+        return periods.parse_periods(text, month)
+    except PeriodError as error:
+        raise EntryError("period.invalid", text=error.text) from None
 
 
 @dataclass(frozen=True)

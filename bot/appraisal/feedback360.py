@@ -14,31 +14,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.storage import models
-from bot.wecom import outbox
-from bot.clock import Clock
-from bot.storage.models import (
-    Conversation,
-    Feedback360Ask,
-    Feedback360Nomination,
-    Feedback360Rating,
-    Feedback360Round,
-    Member,
-    OkrKeyResult,
-    OkrProgress,
-)
-from bot.appraisal.okr import manages
-from bot.wecom.outbox import Outgoing
-from bot.chat.routing import ConversationHandle, Person, Role, UserFacingError
+from bot.appraisal import ratings
+from bot.appraisal.people import Org, Person, Role, active_members, manager_or_admins
+from bot.appraisal.periods import parse_period
+from bot.appraisal.worked_with import from_other_department, worked_with
+from bot.errors import CodedError
+from bot.storage.models import Feedback360Ask, Feedback360Nomination, Feedback360Rating, Feedback360Round, Member
 from bot.storage.sqlutil import insert_ignoring_duplicates
 from bot.templates import render
-from scoring import Indicator, Period, Scheme
+from scoring import Indicator, Scheme
+from scoring.scheme import RATING_LEVELS
 from scoring.decimals import round2
 
 MIN_RATERS = 3
@@ -47,24 +37,16 @@ MIN_SHOWN = 3  # no aggregate is shown from fewer ratings (product spec: peer fe
 FEEDBACK_SOURCES = frozenset({"360", "feedback_360", "feedback_360.average"})
 DEFAULT_DEADLINE_DAYS = 14
 REMIND_EVERY = timedelta(hours=36)  # a reminder at most every other day-ish, whatever time the job runs
-WORKED_WITH_LOOKBACK = timedelta(days=90)
-FLOW = "feedback360"
-CONVERSATION_TIMEOUT = timedelta(hours=24)
 COMMENT_LIMIT = 500
+NAME_LIMIT = 128
+
+Send = Callable[..., None]  # send(userid, template, **variables)
 
 
-class RatingState(StrEnum):
-    RATING = "rating"
-    COMMENT = "comment"
-
-
-class Feedback360Error(UserFacingError):
+class Feedback360Error(CodedError):
     """A request the 360 rules refuse; `code` picks the sentence in feedback360/error.txt.j2."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__("feedback360/error.txt.j2", code=code, p=params)
-        self.code = code
-        self.params = params
+    TEMPLATE = "feedback360/error.txt.j2"
 
 
 @dataclass(frozen=True)
@@ -101,19 +83,21 @@ def feedback_indicator(scheme: Scheme) -> Indicator | None:
 
 def open_round(session: Session, *, period: str, deadline: date, name: str, by: str, scheme: Scheme,
                now: datetime) -> Feedback360Round:
-    try:
-        period = str(Period.parse(period))
-    except ValueError:
-        raise Feedback360Error("bad_period", period=period) from None
-    if current_round(session) is not None:
-        raise Feedback360Error("round_open", name=current_round(session).name)  # type: ignore[union-attr]
+    """A round for the period as the admin wrote it (2026, 2026-Q4, 2026年...), with the scheme's 360 indicator."""
+    parsed = parse_period(period)
+    if parsed is None:
+        raise Feedback360Error("bad_period", period=period)
+    period = str(parsed)
+    running = current_round(session)
+    if running is not None:
+        raise Feedback360Error("round_open", name=running.name)
     indicator = feedback_indicator(scheme)
     if indicator is None:
         raise Feedback360Error("no_indicator", scheme=scheme.key)
     if deadline < now.date():
         raise Feedback360Error("deadline_past", deadline=deadline.isoformat())
-    row = Feedback360Round(name=name.strip()[:128] or f"{period} 360", period=period, indicator_key=indicator.key,
-                           indicator_name=indicator.name,
+    row = Feedback360Round(name=name.strip()[:NAME_LIMIT] or f"{period} 360", period=period,
+                           indicator_key=indicator.key, indicator_name=indicator.name,
                            anchors={str(level): text for level, text in sorted(indicator.anchors.items())},
                            status="open", deadline=deadline, opened_by=by, opened_at=now)
     session.add(row)
@@ -124,11 +108,11 @@ def open_round(session: Session, *, period: str, deadline: date, name: str, by: 
 def start_round(session: Session, *, period: str, deadline: date, name: str, by: str, scheme: Scheme,
                 now: datetime, send: Send) -> tuple[Feedback360Round, int]:
     """Open a round and ask every member to nominate raters (with suggestions); returns it and how many were asked."""
-    round_ = open_round(session, period=period, deadline=deadline, name=name or f"{period} 跨部门协作 360 反馈",
-                        by=by, scheme=scheme, now=now)
-    people = subjects(session)
+    round_ = open_round(session, period=period, deadline=deadline, by=by, scheme=scheme, now=now,
+                        name=name or render("feedback360/round_name.txt.j2", period=period))
+    people = active_members(session)
     for member in people:
-        suggestions = [m.name for m in worked_with(session, member.userid, now, people=people)]
+        suggestions = [m.name for m in suggested_raters(session, member.userid, now, people=people)]
         send(member.userid, "feedback360/round_opened.txt.j2", round_name=round_.name,
              indicator=round_.indicator_name, deadline=round_.deadline, min_raters=MIN_RATERS,
              max_raters=MAX_RATERS, suggestions=suggestions)
@@ -152,11 +136,6 @@ def require_open_round(session: Session) -> Feedback360Round:
     return found
 
 
-def subjects(session: Session) -> list[Member]:
-    """Who is rated in a round: every active member of the appraised departments."""
-    return list(session.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.userid)))
-
-
 def close_round(session: Session, round_: Feedback360Round, now: datetime) -> list[Aggregate]:
     """Close a round: unanswered asks expire, and the aggregates become visible (from MIN_SHOWN ratings)."""
     if round_.status != "open":
@@ -166,14 +145,14 @@ def close_round(session: Session, round_: Feedback360Round, now: datetime) -> li
                                                              Feedback360Ask.status == "pending")):
         ask.status = "expired"
     session.flush()
-    return [aggregate(session, round_, member.userid) for member in subjects(session)]
+    return [aggregate(session, round_, member.userid) for member in active_members(session)]
 
 
 # -- people -------------------------------------------------------------------------------------------------
 
 def resolve_people(session: Session, words: Iterable[str]) -> list[Member]:
     """Active members by name or userid, in the order given; an unknown or ambiguous one is an error."""
-    members = subjects(session)
+    members = active_members(session)
     found: list[Member] = []
     for word in words:
         word = word.strip("，,、;；")
@@ -192,10 +171,6 @@ def split_names(text: str) -> list[str]:
     return [word for word in re.split(r"[\s,，、;；]+", text) if word]
 
 
-def from_other_department(subject: Member, rater: Member) -> bool:
-    return set(subject.department_ids or ()).isdisjoint(rater.department_ids or ())
-
-
 def check_raters(subject: Member, raters: Sequence[Member]) -> None:
     userids = [r.userid for r in raters]
     if len(set(userids)) != len(userids):
@@ -209,64 +184,19 @@ def check_raters(subject: Member, raters: Sequence[Member]) -> None:
         raise Feedback360Error("same_department", names="、".join(same))
 
 
-def reviewers_of(session: Session, subject: str, admins: Sequence[str]) -> list[str]:
-    """Who confirms a member's raters: their manager, else the admins."""
-    member = session.get(Member, subject)
-    if member is not None and member.manager_userid:
-        return [member.manager_userid]
-    return [admin for admin in admins if admin != subject] or list(admins)
+def suggested_raters(session: Session, userid: str, now: datetime,
+                     people: Sequence[Member] | None = None) -> list[Member]:
+    """The colleagues of other departments the member worked with, as many as may be nominated."""
+    return worked_with(session, userid, now, limit=MAX_RATERS, people=people)
 
 
 def may_confirm(session: Session, person: Person, subject: str) -> bool:
+    """An admin, a manager above the member, or the member's own manager (even one no longer active)."""
     if person.role >= Role.ADMIN:
         return True
     member = session.get(Member, subject)
-    return manages(session, person.userid, subject) or (member is not None and member.manager_userid == person.userid)
-
-
-# What a member wrote recently, to find the colleagues they worked with. Each source gives texts for
-# (session, userid, since); the weekly report's answers are read when that model exists.
-TextSource = Callable[[Session, str, datetime], Iterable[str]]
-
-
-def _okr_texts(session: Session, userid: str, since: datetime) -> Iterable[str]:
-    yield from session.scalars(select(OkrProgress.note).where(OkrProgress.recorded_by == userid,
-                                                              OkrProgress.recorded_at >= since))
-    yield from session.scalars(select(OkrKeyResult.title).where(OkrKeyResult.owner == userid))
-
-
-def _weekly_report_texts(session: Session, userid: str, since: datetime) -> Iterable[str]:
-    report = getattr(models, "WeeklyReport", None)  # owned by the weekly-report work; absent before it lands
-    if report is None:
-        return
-    for answers in session.scalars(select(report.answers).where(report.userid == userid,
-                                                                report.updated_at >= since)):
-        for value in (answers or {}).values():
-            if isinstance(value, str):
-                yield value
-
-
-WORKED_WITH_SOURCES: list[TextSource] = [_weekly_report_texts, _okr_texts]
-
-
-def worked_with(session: Session, userid: str, now: datetime, limit: int = MAX_RATERS,
-                people: Sequence[Member] | None = None) -> list[Member]:
-    """Colleagues from other departments the member mentioned in recent reports, most mentioned first.
-    `people` (every active member) may be passed in when asking for many members at once."""
-    subject = session.get(Member, userid)
-    if subject is None:
-        return []
-    everyone = subjects(session) if people is None else people
-    candidates = [m for m in everyone if m.userid != userid and from_other_department(subject, m)]
-    counts: dict[str, int] = {}
-    since = now - WORKED_WITH_LOOKBACK
-    for source in WORKED_WITH_SOURCES:
-        for text in source(session, userid, since):
-            for member in candidates:
-                if member.name and member.name in (text or ""):
-                    counts[member.userid] = counts.get(member.userid, 0) + (text or "").count(member.name)
-    ranked = sorted((m for m in candidates if m.userid in counts), key=lambda m: (-counts[m.userid], m.userid))
-    return ranked[:limit]
+    return subject in Org.load(session).team(person.userid) or (
+        member is not None and member.manager_userid == person.userid)
 
 
 # -- nominations --------------------------------------------------------------------------------------------
@@ -326,7 +256,7 @@ def own_pending_ask(session: Session, ask_id: int, rater: str) -> tuple[Feedback
 
 def answer(session: Session, ask_id: int, rater: str, rating: int, comment: str | None) -> None:
     """Store one rating, anonymously, and mark the ask done so the rater cannot answer twice."""
-    if rating not in (1, 2, 3, 4, 5):
+    if rating not in RATING_LEVELS:
         raise Feedback360Error("bad_rating")
     ask, round_ = own_pending_ask(session, ask_id, rater)
     ask.status = "answered"
@@ -342,15 +272,15 @@ def decline(session: Session, ask_id: int, rater: str) -> None:
     session.flush()
 
 
-_RATING_WORDS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+def rating_of_answer(text: str) -> int | None:
+    """A rater's answer read by the one rating parser; None when it is no rating 1-5.
 
-
-def parse_rating(text: str) -> int | None:
-    """ "4", "4分", "４", "四分" → 4; anything else None."""
-    cleaned = text.strip().translate(str.maketrans("１２３４５", "12345")).removesuffix("分").strip()
-    if cleaned in ("1", "2", "3", "4", "5"):
-        return int(cleaned)
-    return _RATING_WORDS.get(cleaned)
+    A Chinese numeral ("四分") is taken as the rating it names, where /score and the self-review ask for the digit:
+    the rating conversation never repeats a rater's number back, so it cannot ask "did you mean 4?"."""
+    found = ratings.parse_rating(text)
+    if isinstance(found, ratings.RatingProblem):
+        return found.suggestion if found.kind == "chinese_numeral" else None
+    return found
 
 
 def ask_view(session: Session, ask: Feedback360Ask) -> dict[str, Any]:
@@ -362,40 +292,6 @@ def ask_view(session: Session, ask: Feedback360Ask) -> dict[str, Any]:
             "indicator_name": round_.indicator_name if round_ else "",
             "anchors": [(level, anchors.get(str(level), "")) for level in range(5, 0, -1)],
             "round_name": round_.name if round_ else "", "deadline": round_.deadline if round_ else None}
-
-
-Send = Callable[..., None]  # send(userid, template, **variables)
-
-
-def has_open_conversation(session: Session, userid: str, now: datetime) -> bool:
-    row = session.get(Conversation, userid)
-    return row is not None and row.expires_at > now
-
-
-def ask_next(session: Session, clock: Clock, rater: str, send: Send, *, start: bool = True) -> bool:
-    """Put the rater's next pending ask to them in the rating conversation; False when none is left."""
-    asks = pending_asks(session, rater)
-    if not asks:
-        return False
-    ask = asks[0]
-    if start:
-        handle = ConversationHandle(session, rater, clock, CONVERSATION_TIMEOUT)
-        handle.start(FLOW, RatingState.RATING, {"ask_id": ask.id}, timeout=CONVERSATION_TIMEOUT)
-    send(rater, "feedback360/ask.txt.j2", left=len(asks), **ask_view(session, ask))
-    return True
-
-
-def invite_raters(session: Session, clock: Clock, raters: Iterable[str], send: Send) -> None:
-    """Ask each rater at once when they are not in another conversation; otherwise tell them how to start."""
-    now = clock.now()
-    for rater in raters:
-        if has_open_conversation(session, rater, now):
-            row = session.get(Conversation, rater)
-            if row is not None and row.flow == FLOW:
-                continue  # already answering: the new ask comes after the current one
-            send(rater, "feedback360/invitation.txt.j2", count=len(pending_asks(session, rater)))
-        else:
-            ask_next(session, clock, rater, send)
 
 
 # -- what may be shown --------------------------------------------------------------------------------------
@@ -428,7 +324,7 @@ def averages_for(session: Session, userids: Iterable[str], period: str) -> dict[
 
 def progress(session: Session, round_: Feedback360Round, among: Iterable[str] | None = None) -> RoundProgress:
     """Counts only: how far a round got, never who answered what."""
-    people = [m.userid for m in subjects(session)] if among is None else list(among)
+    people = [m.userid for m in active_members(session)] if among is None else list(among)
     wanted = set(people)
     nominations = [n for n in session.scalars(select(Feedback360Nomination).where(
         Feedback360Nomination.round_id == round_.id)) if n.subject in wanted]
@@ -439,64 +335,44 @@ def progress(session: Session, round_: Feedback360Round, among: Iterable[str] | 
                          asks=len(asks), answered=sum(1 for a in asks if a.status == "answered"))
 
 
-# -- the daily job ------------------------------------------------------------------------------------------
+# -- who still owes something -------------------------------------------------------------------------------
+
+def open_rounds(session: Session) -> list[Feedback360Round]:
+    return list(session.scalars(select(Feedback360Round).where(Feedback360Round.status == "open")))
+
 
 @dataclass(frozen=True)
-class DailyReport:
-    closed: tuple[str, ...]
-    reminded_raters: int
-    reminded_members: int
-    reminded_managers: int
+class Owed:
+    """Who still owes an open round something: nominations (with suggested raters), confirmations by reviewer
+    (the members waiting), and the raters due a reminder about their ratings."""
+
+    nominations: dict[str, list[str]]
+    confirmations: dict[str, list[str]]
+    raters: list[str]
 
 
-def daily(session: Session, clock: Clock, today: date, admins: Sequence[str],
-          send_for: Callable[[str], Send]) -> DailyReport:
-    """Close rounds past their deadline and remind whoever still owes something, at most every REMIND_EVERY.
-
-    `send_for(purpose)` gives a sender whose messages are idempotent per purpose and day."""
-    now = clock.now()
-    closed: list[str] = []
-    raters = members = managers = 0
-    for round_ in session.scalars(select(Feedback360Round).where(Feedback360Round.status == "open")).all():
-        if today > round_.deadline:
-            announce_close(session, round_, now, admins, send_for(f"close{round_.id}"))
-            closed.append(round_.name)
-            continue
-        send = send_for(f"remind{round_.id}")
-        nominations = {n.subject: n for n in session.scalars(select(Feedback360Nomination).where(
-            Feedback360Nomination.round_id == round_.id))}
-        people = subjects(session)
-        for member in people:
-            if member.userid not in nominations:
-                suggestions = [m.name for m in worked_with(session, member.userid, now, people=people)]
-                send(member.userid, "feedback360/reminder_nominate.txt.j2", round_name=round_.name,
-                     deadline=round_.deadline, suggestions=suggestions)
-                members += 1
-        waiting: dict[str, list[str]] = {}
-        for nomination in nominations.values():
-            if nomination.status == "proposed":
-                for reviewer in reviewers_of(session, nomination.subject, admins):
-                    subject = session.get(Member, nomination.subject)
-                    waiting.setdefault(reviewer, []).append(subject.name if subject else nomination.subject)
-        for reviewer, names in waiting.items():
-            send(reviewer, "feedback360/reminder_confirm.txt.j2", round_name=round_.name, names=names)
-            managers += 1
-        owing: dict[str, list[Feedback360Ask]] = {}
-        for ask in session.scalars(select(Feedback360Ask).where(Feedback360Ask.round_id == round_.id,
-                                                                Feedback360Ask.status == "pending")):
-            if ask.reminded_at is None or now - ask.reminded_at >= REMIND_EVERY:
-                owing.setdefault(ask.rater, []).append(ask)
-        for rater, asks in owing.items():
-            for ask in asks:
-                ask.reminded_at = now
-            if has_open_conversation(session, rater, now):
-                send(rater, "feedback360/reminder_rate.txt.j2", count=len(pending_asks(session, rater)),
-                     deadline=round_.deadline)
-            else:
-                ask_next(session, clock, rater, send)
-            raters += 1
+def owed(session: Session, round_: Feedback360Round, now: datetime, admins: Sequence[str]) -> Owed:
+    """What the round still waits for; the raters' asks are marked reminded, so each is reminded at most every
+    REMIND_EVERY."""
+    nominations = {n.subject: n for n in session.scalars(select(Feedback360Nomination).where(
+        Feedback360Nomination.round_id == round_.id))}
+    people = active_members(session)
+    unnominated = {member.userid: [m.name for m in suggested_raters(session, member.userid, now, people=people)]
+                   for member in people if member.userid not in nominations}
+    waiting: dict[str, list[str]] = {}
+    for nomination in nominations.values():
+        if nomination.status == "proposed":
+            for reviewer in manager_or_admins(session, nomination.subject, admins):
+                subject = session.get(Member, nomination.subject)
+                waiting.setdefault(reviewer, []).append(subject.name if subject else nomination.subject)
+    raters: dict[str, None] = {}
+    for ask in session.scalars(select(Feedback360Ask).where(Feedback360Ask.round_id == round_.id,
+                                                            Feedback360Ask.status == "pending")):
+        if ask.reminded_at is None or now - ask.reminded_at >= REMIND_EVERY:
+            ask.reminded_at = now
+            raters[ask.rater] = None
     session.flush()
-    return DailyReport(tuple(closed), raters, members, managers)
+    return Owed(unnominated, waiting, list(raters))
 
 
 def announce_close(session: Session, round_: Feedback360Round, now: datetime, admins: Sequence[str],
@@ -511,28 +387,3 @@ def announce_close(session: Session, round_: Feedback360Round, now: datetime, ad
         send(admin, "feedback360/round_closed.txt.j2", round_name=round_.name, period=round_.period,
              shown=shown, total=len(results), min_shown=MIN_SHOWN)
     return results
-
-
-# -- the daily job (bot.jobs.runner.JOBS "feedback360_daily") ----------------------------------------------------
-
-DAILY_AT_HOUR, DAILY_AT_MINUTE = 10, 20
-
-
-def daily_period(at: datetime, _config: Any) -> str:
-    return at.date().isoformat()
-
-
-def run_daily_job(ctx: Any) -> str:
-    """Close overdue rounds, remind the late (each message idempotent per job period, purpose and person)."""
-    locale = ctx.config.bot.locale
-    clock = ctx.clock
-
-    def send_for(purpose: str) -> Send:
-        def send(userid: str, template: str, **variables: Any) -> None:
-            text = render(template, locale, **variables)
-            outbox.enqueue(ctx.session, f"job:feedback360:{ctx.period}:{purpose}:{userid}:{template}",
-                           Outgoing.text(userid, text), clock.now())
-        return send
-
-    report = daily(ctx.session, clock, ctx.at.date(), ctx.config.org.admins, send_for)
-    return render("feedback360/job_detail.txt.j2", locale, report=report)

@@ -144,7 +144,7 @@ def okr_averages(session: Session, userids: Sequence[str], period: str) -> dict[
     """Mean KR score of a scored quarter, or of all scored KRs of a year's quarters; a month has none."""
     parsed = Period.parse(period)
     if parsed.kind is PeriodKind.QUARTER:
-        return okr.averages_for(session, userids, str(parsed))
+        return okr.averages_for(session, userids, parsed)
     if parsed.kind is PeriodKind.YEAR:
         scores: dict[str, list[Decimal]] = defaultdict(list)
         quarters = [str(q) for q in parsed.quarters()]

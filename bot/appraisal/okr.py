@@ -11,49 +11,33 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.appraisal import numbers
-from bot.wecom import cards, outbox
+from bot.appraisal import numbers, periods
+from bot.appraisal.people import Org, Person, Role, names_of
+from bot.errors import CodedError
 from bot.storage.models import Department, Member, OkrKeyResult, OkrObjective, OkrProgress
-from bot.wecom.outbox import Outgoing
-from bot.chat.routing import Person, Role, UserFacingError
-from bot.templates import render
+from bot.templates import render, words
+from bot.wecom import cards
 from scoring import Period
 from scoring.okr_scores import kr_progress, kr_score, okr_average
 
-# Key results are whole sentences with a number at the end: "复购率提升 15%", "策划会员专属活动 2场".
-_KR_TEXT = re.compile(r"^(?P<title>.+?)\s*(?:目标\s*[:：]?\s*)?(?P<target>\d+(?:\.\d+)?)\s*(?P<unit>[^\s\d][^\s]{0,7})?$")
+# Key results are whole sentences with a number at the end: "复购率提升 15%", "策划会员专属活动 2场", optionally
+# with the word for "target" before the number.
+_TARGET_LABEL = "|".join(re.escape(word) for word in words("okr.target_label"))
+_KR_TEXT = re.compile(r"^(?P<title>.+?)\s*(?:(?:" + _TARGET_LABEL + r")\s*[:：]?\s*)?"
+                      r"(?P<target>\d+(?:\.\d+)?)\s*(?P<unit>[^\s\d][^\s]{0,7})?$")
 _NUMBER = re.compile(r"^[+]?(\d+(?:\.\d+)?)")
 _ID = re.compile(r"^(?:O|o|KR|kr|Kr)?#?(\d+)$")
 TITLE_LIMIT = 255
 UNIT_LIMIT = 16
 
 
-class OkrError(UserFacingError):
+class OkrError(CodedError):
     """A request the OKR rules refuse; `code` picks the sentence in okr/error.txt.j2."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__("okr/error.txt.j2", code=code, p=params)
-        self.code = code
-        self.params = params
+    TEMPLATE = "okr/error.txt.j2"
 
 
-# -- quarters and people --------------------------------------------------------------------------------------
-
-def quarter_of(day: date) -> str:
-    return str(Period.quarter(day.year, (day.month - 1) // 3 + 1))
-
-
-def previous_quarter(quarter: str) -> str:
-    return str(Period.parse(quarter).previous())
-
-
-def parse_quarter(text: str) -> str | None:
-    try:
-        period = Period.parse(text)
-    except ValueError:
-        return None
-    return str(period) if period.kind == "quarter" else None
-
+# -- what a person types; departments and people ----------------------------------------------------------
 
 def parse_id(text: str) -> int | None:
     match = _ID.match(text.strip())
@@ -106,32 +90,8 @@ def department_chain(session: Session, department_ids: Iterable[int]) -> list[in
     return chain
 
 
-def team_members(session: Session, manager_userid: str) -> list[Member]:
-    """Everyone whose chain of managers leads to this person (a manager of managers sees all below)."""
-    members = list(session.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.userid)))
-    reports: dict[str, list[Member]] = {}
-    for member in members:
-        if member.manager_userid:
-            reports.setdefault(member.manager_userid, []).append(member)
-    found: list[Member] = []
-    seen = {manager_userid}
-    stack = list(reports.get(manager_userid, []))
-    while stack:
-        member = stack.pop(0)
-        if member.userid in seen:
-            continue
-        seen.add(member.userid)
-        found.append(member)
-        stack.extend(reports.get(member.userid, []))
-    return found
-
-
-def manages(session: Session, manager_userid: str, userid: str) -> bool:
-    return any(member.userid == userid for member in team_members(session, manager_userid))
-
-
 def may_review(session: Session, person: Person, owner: str) -> bool:
-    return person.role >= Role.ADMIN or manages(session, person.userid, owner)
+    return person.role >= Role.ADMIN or owner in Org.load(session).team(person.userid)
 
 
 def active_member(session: Session, userid: str) -> Member:
@@ -177,7 +137,7 @@ class KrView:
 
     @property
     def status_label(self) -> str:
-        return {"pending": "待主管批准", "approved": "已批准", "returned": "已退回"}.get(self.status, self.status)
+        return render("okr/kr_status.txt.j2", status=self.status)
 
 
 @dataclass(frozen=True)
@@ -189,17 +149,10 @@ class ObjectiveView:
     krs: tuple[KrView, ...]
 
 
-def _names(session: Session, userids: Iterable[str]) -> dict[str, str]:
-    wanted = set(userids)
-    if not wanted:
-        return {}
-    return {m.userid: m.name for m in session.scalars(select(Member).where(Member.userid.in_(wanted)))}
-
-
 def kr_views(session: Session, rows: Sequence[OkrKeyResult]) -> list[KrView]:
     objectives = {o.id: o for o in session.scalars(
         select(OkrObjective).where(OkrObjective.id.in_({row.objective_id for row in rows})))} if rows else {}
-    names = _names(session, (row.owner for row in rows))
+    names = names_of(session, (row.owner for row in rows))
     return [KrView(id=row.id, title=row.title, owner=row.owner, owner_name=names.get(row.owner, row.owner),
                    target=row.target, unit=row.unit, current=row.current, status=row.status, score=row.score,
                    review_note=row.review_note, objective_id=row.objective_id,
@@ -219,12 +172,12 @@ def _tree(session: Session, objectives: Sequence[OkrObjective], krs: Sequence[Ok
             for o in objectives]
 
 
-def _objectives(session: Session, quarter: str, department_ids: Iterable[int]) -> list[OkrObjective]:
+def _objectives(session: Session, quarter: Period, department_ids: Iterable[int]) -> list[OkrObjective]:
     ids = set(department_ids)
     if not ids:
         return []
     return list(session.scalars(select(OkrObjective).where(
-        OkrObjective.quarter == quarter, OkrObjective.department_id.in_(ids)).order_by(OkrObjective.id)))
+        OkrObjective.quarter == str(quarter), OkrObjective.department_id.in_(ids)).order_by(OkrObjective.id)))
 
 
 def _krs(session: Session, objective_ids: Iterable[int], owners: Iterable[str] | None = None) -> list[OkrKeyResult]:
@@ -237,23 +190,23 @@ def _krs(session: Session, objective_ids: Iterable[int], owners: Iterable[str] |
     return list(session.scalars(query.order_by(OkrKeyResult.id)))
 
 
-def member_tree(session: Session, userid: str, quarter: str) -> list[ObjectiveView]:
+def member_tree(session: Session, userid: str, quarter: Period) -> list[ObjectiveView]:
     """The objectives a member can align to (their departments and those above), with the member's own KRs."""
     member = active_member(session, userid)
     objectives = _objectives(session, quarter, department_chain(session, member.department_ids or ()))
     return _tree(session, objectives, _krs(session, (o.id for o in objectives), [userid]))
 
 
-def team_tree(session: Session, manager_userid: str, quarter: str) -> list[ObjectiveView]:
+def team_tree(session: Session, manager_userid: str, quarter: Period) -> list[ObjectiveView]:
     """The objectives of the team's departments, with the KRs of the manager and everyone below them."""
     manager = active_member(session, manager_userid)
-    team = [manager, *team_members(session, manager_userid)]
+    team = [manager, *Org.load(session).team_members(manager_userid)]
     departments = department_chain(session, [d for m in team for d in (m.department_ids or ())])
     objectives = _objectives(session, quarter, departments)
     return _tree(session, objectives, _krs(session, (o.id for o in objectives), [m.userid for m in team]))
 
 
-def department_tree(session: Session, userid: str, quarter: str) -> list[ObjectiveView]:
+def department_tree(session: Session, userid: str, quarter: Period) -> list[ObjectiveView]:
     """The objectives of the member's departments and those above, with everyone's KRs under them."""
     member = active_member(session, userid)
     objectives = _objectives(session, quarter, department_chain(session, member.department_ids or ()))
@@ -262,7 +215,7 @@ def department_tree(session: Session, userid: str, quarter: str) -> list[Objecti
 
 # -- changes ------------------------------------------------------------------------------------------------
 
-def add_objective(session: Session, *, title: str, quarter: str, department_id: int, by: str,
+def add_objective(session: Session, *, title: str, quarter: Period, department_id: int, by: str,
                   now: datetime) -> OkrObjective:
     title = title.strip()
     if not title:
@@ -271,7 +224,7 @@ def add_objective(session: Session, *, title: str, quarter: str, department_id: 
         raise OkrError("too_long")
     if session.get(Department, department_id) is None:
         raise OkrError("unknown_department", department=department_id)
-    objective = OkrObjective(quarter=quarter, department_id=department_id, title=title, created_by=by,
+    objective = OkrObjective(quarter=str(quarter), department_id=department_id, title=title, created_by=by,
                              created_at=now)
     session.add(objective)
     session.flush()
@@ -286,7 +239,7 @@ def find_department(session: Session, name: str) -> Department:
 
 
 def add_kr(session: Session, *, owner: str, objective_id: int, title: str, target: Decimal, unit: str,
-           now: datetime, current_quarter: str) -> OkrKeyResult:
+           now: datetime, current_quarter: Period) -> OkrKeyResult:
     """A personal KR aligned to one objective of the owner's departments (or one above); it awaits approval."""
     member = active_member(session, owner)
     objective = session.get(OkrObjective, objective_id)
@@ -294,7 +247,7 @@ def add_kr(session: Session, *, owner: str, objective_id: int, title: str, targe
         raise OkrError("unknown_objective", id=objective_id)
     if objective.department_id not in department_chain(session, member.department_ids or ()):
         raise OkrError("objective_not_aligned", id=objective_id, title=objective.title)
-    if objective.quarter < current_quarter:
+    if objective.quarter < str(current_quarter):  # 2026-Q4 < 2027-Q1: stored quarters sort as they follow
         raise OkrError("quarter_over", quarter=objective.quarter)
     kr = OkrKeyResult(objective_id=objective.id, owner=owner, quarter=objective.quarter, title=title,
                       target=target, unit=unit, current=Decimal(0), status="pending", created_at=now, updated_at=now)
@@ -343,7 +296,7 @@ def open_krs_for(session: Session, userid: str, on: date | None = None) -> list[
     query = select(OkrKeyResult).where(OkrKeyResult.owner == userid, OkrKeyResult.status == "approved",
                                        OkrKeyResult.score.is_(None))
     if on is not None:
-        query = query.where(OkrKeyResult.quarter == quarter_of(on))
+        query = query.where(OkrKeyResult.quarter == str(periods.quarter_of(on)))
     return kr_views(session, list(session.scalars(query.order_by(OkrKeyResult.id))))
 
 
@@ -368,11 +321,11 @@ def record_kr_progress(session: Session, kr_id: int, value: Decimal, note: str, 
     return kr_view(session, kr)
 
 
-def score_quarter(session: Session, quarter: str, now: datetime) -> list[OkrKeyResult]:
+def score_quarter(session: Session, quarter: Period, now: datetime) -> list[OkrKeyResult]:
     """Give every approved KR of the quarter its 0-1.0 score from its progress (once; later runs skip them).
     KRs never approved are not scored: nobody agreed to them."""
     rows = list(session.scalars(select(OkrKeyResult).where(
-        OkrKeyResult.quarter == quarter, OkrKeyResult.status == "approved", OkrKeyResult.score.is_(None))
+        OkrKeyResult.quarter == str(quarter), OkrKeyResult.status == "approved", OkrKeyResult.score.is_(None))
         .order_by(OkrKeyResult.owner, OkrKeyResult.id)))
     for kr in rows:
         kr.score, kr.scored_at = kr_score(kr.current, kr.target), now
@@ -380,24 +333,17 @@ def score_quarter(session: Session, quarter: str, now: datetime) -> list[OkrKeyR
     return rows
 
 
-def averages_for(session: Session, userids: Iterable[str], quarter: str) -> dict[str, Decimal]:
+def averages_for(session: Session, userids: Iterable[str], quarter: Period) -> dict[str, Decimal]:
     """Each member's mean KR score in a scored quarter (the `okr` indicator source); members without one are absent."""
     wanted = set(userids)
     if not wanted:
         return {}
     scores: dict[str, list[Decimal]] = {}
     for kr in session.scalars(select(OkrKeyResult).where(
-            OkrKeyResult.quarter == quarter, OkrKeyResult.owner.in_(wanted), OkrKeyResult.score.is_not(None))):
+            OkrKeyResult.quarter == str(quarter), OkrKeyResult.owner.in_(wanted),
+            OkrKeyResult.score.is_not(None))):
         scores.setdefault(kr.owner, []).append(kr.score)  # type: ignore[arg-type]
     return {owner: average for owner, values in scores.items() if (average := okr_average(values)) is not None}
-
-
-def approver_for(session: Session, owner: str, admins: Sequence[str]) -> list[str]:
-    """Who is asked to approve a KR: the owner's manager, else the admins."""
-    member = session.get(Member, owner)
-    if member is not None and member.manager_userid:
-        return [member.manager_userid]
-    return [admin for admin in admins if admin != owner] or list(admins)
 
 
 def approval_card(kr: KrView, lines: Sequence[str]) -> dict[str, Any]:
@@ -408,33 +354,3 @@ def approval_card(kr: KrView, lines: Sequence[str]) -> dict[str, Any]:
                              body=body, buttons=[cards.CardButton(approve, f"okr:approve:{kr.id}"),
                                                  cards.CardButton(send_back, f"okr:return:{kr.id}",
                                                                   cards.ButtonStyle.SECONDARY)])
-
-
-# -- the quarter-end job (bot.jobs.runner.JOBS "okr_quarter_close") ----------------------------------------------
-
-OKR_CLOSE_AT_HOUR, OKR_CLOSE_AT_MINUTE = 8, 50
-
-
-def quarter_close_period(at: datetime, _config: Any) -> str | None:
-    """In the first week of a quarter, the quarter just ended (a missed first day is made up the next days)."""
-    day = at.date()
-    if day.month in (1, 4, 7, 10) and day.day <= 7:
-        return previous_quarter(quarter_of(day))
-    return None
-
-
-def run_quarter_close(ctx: Any) -> str:
-    """Score the ended quarter's approved KRs and tell each owner their scores."""
-    now = ctx.clock.now()
-    locale = ctx.config.bot.locale
-    scored = score_quarter(ctx.session, ctx.period, now)
-    by_owner: dict[str, list[OkrKeyResult]] = {}
-    for kr in scored:
-        by_owner.setdefault(kr.owner, []).append(kr)
-    for owner, rows in by_owner.items():
-        views = kr_views(ctx.session, rows)
-        average = okr_average(kr.score for kr in rows if kr.score is not None)
-        text = render("okr/quarter_scores.txt.j2", locale, quarter=ctx.period, krs=views,
-                      average=f"{average:.2f}" if average is not None else "—")
-        outbox.enqueue(ctx.session, f"okr:quarter:{ctx.period}:{owner}", Outgoing.text(owner, text), now)
-    return render("okr/quarter_closed.txt.j2", locale, quarter=ctx.period, scored=len(scored), members=len(by_owner))

@@ -3,17 +3,18 @@ file for the years it lists) and the team dates derived from it."""
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from importlib import metadata
+from typing import overload
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
 from bot.appraisal.calendar_file import CalendarFile, Festival
+from bot.appraisal.periods import Week
 from bot.config import Config, SelfReviewConfig, WeeklyReportConfig
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,6 @@ WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturd
 # A holiday never runs longer than this (the Spring Festival with its weekends is about ten days),
 # so looking this far for the next workday always finds one.
 _LONGEST_BREAK = timedelta(days=40)
-_WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 _warned_years: set[int] = set()
 _warn_lock = threading.Lock()
@@ -146,7 +146,16 @@ def has_calendar_data(year: int) -> bool:
     return year_is_known(year)
 
 
-# -- weeks ---------------------------------------------------------------------------------------------
+# -- local time and weeks -------------------------------------------------------------------------------
+# Typed both ways, so that a moment given is a local moment back without a None check (and None stays None).
+@overload
+def local(config: Config, moment: datetime) -> datetime: ...
+
+
+@overload
+def local(config: Config, moment: None) -> None: ...
+
+
 def local(config: Config, moment: datetime | None) -> datetime | None:
     """A stored moment (UTC) as the team reads it: in the configured zone; None stays None."""
     return moment.astimezone(config.schedule.zone) if moment is not None else None
@@ -154,27 +163,22 @@ def local(config: Config, moment: datetime | None) -> datetime | None:
 
 def week_of(day: date) -> str:
     """The ISO week a day belongs to, e.g. "2026-W48" (weeks run Monday to Sunday)."""
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
+    return str(Week.of(day))
 
 
+# kept for handlers/weekly_report.py until it switches to bot.appraisal.periods.Week
 def parse_week(text: str) -> tuple[int, int]:
-    match = _WEEK.fullmatch(text)
-    if not match:
-        raise ValueError(f"not an ISO week: {text!r}")
-    year, week = int(match.group(1)), int(match.group(2))
-    date.fromisocalendar(year, week, 1)  # raises ValueError for a week the year does not have
-    return year, week
+    """(year, number) of a stored week such as "2026-W48"; ValueError for anything else."""
+    week = Week.parse(text)
+    return week.year, week.number
 
 
 def week_days(week: str) -> list[date]:
-    year, number = parse_week(week)
-    monday = date.fromisocalendar(year, number, 1)
-    return [monday + timedelta(days=offset) for offset in range(7)]
+    return Week.parse(week).days()
 
 
 def shift_week(week: str, weeks: int) -> str:
-    return week_of(week_days(week)[0] + timedelta(weeks=weeks))
+    return str(Week.parse(week).shift(weeks))
 
 
 def workdays_of_week(week: str) -> list[date]:

@@ -26,8 +26,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot import pausepoints
-from bot.appraisal import feedback360, okr, wecom_stats, workcalendar
-from bot.jobs import calendar_watch, nudges, results, self_review, weekly
+from bot.appraisal import wecom_stats, workcalendar
+from bot.jobs import calendar_watch, feedback360, nudges, okr, results, self_review, weekly
 from bot.config import Config
 from bot.storage.db import transaction
 from bot.storage.leases import release_lease, take_lease
