@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.appraisal.people import Role, active_members
-from bot.appraisal.permissions import Org
-from bot.appraisal.weekly_reports import (WeekView, current_week, deadline_of, parse_week_argument, recent_reports,
+from bot.appraisal.people import Org, Role, active_members
+from bot.appraisal.periods import parse_week
+from bot.appraisal.weekly_reports import (WeekView, current_week, deadline_of, recent_reports,
                                           report_entry, week_statuses)
 from bot.appraisal.workcalendar import local
 from bot.chat.routing import Context, Router
@@ -22,17 +22,10 @@ STATUSES = ("submitted", "draft", "missing", "leave")
 
 def team_of(session: Session, manager: str, role: Role) -> list[Member]:
     """Active members a manager may see: their reports, and reports' reports; an admin sees everyone."""
-    members = active_members(session)
+    org = Org.load(session)  # the one team walk; admins play no part in it (the role decides below)
     if role >= Role.ADMIN:
-        return [m for m in members if m.userid != manager]
-    by_id = {m.userid: m for m in members}
-    reports: dict[str, list[str]] = {}
-    for member in members:
-        if member.manager_userid in by_id:
-            reports.setdefault(member.manager_userid, []).append(member.userid)
-    # The one team walk; admins play no part in it (the role decided above).
-    org = Org(by_id, {manager_id: tuple(team) for manager_id, team in reports.items()}, frozenset())
-    return [by_id[userid] for userid in org.team(manager)]
+        return [member for member in org.members.values() if member.userid != manager]
+    return org.team_members(manager)
 
 
 def resolve_member(session: Session, text: str, within: Iterable[Member]) -> tuple[list[Member], list[Member]]:
@@ -51,9 +44,9 @@ def team_reports_command(ctx: Context) -> None:
     today = local(ctx.config, ctx.now).date()
     member_text, week = "", None
     for token in ctx.args.split():
-        parsed = parse_week_argument(token, today)
+        parsed = parse_week(token, today)
         if parsed is not None and week is None:
-            week = parsed
+            week = str(parsed)
         else:
             member_text = f"{member_text} {token}".strip()
     team = team_of(ctx.session, ctx.person.userid, ctx.person.role)

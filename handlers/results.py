@@ -8,8 +8,7 @@ from sqlalchemy import select
 
 from bot.appraisal.assignment import cached_scheme
 from bot.appraisal.entries import appraisal_month, parse_period
-from bot.appraisal.people import Role
-from bot.appraisal.permissions import Org
+from bot.appraisal.people import Org, Role
 from bot.appraisal.results.calibrate import calibration_period
 from bot.appraisal.results.gate import ALL, AcceptError, accept, covered, period_quality, require_known_kind
 from bot.appraisal.results.roster import Roster

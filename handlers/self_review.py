@@ -4,10 +4,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot.appraisal.self_reviews import (FLOW, IndicatorView, RatingProblem, ReviewState, ReviewStep, default_month,
+from bot.appraisal.self_reviews import (FLOW, IndicatorView, ReviewState, ReviewStep, default_month,
                                         draft_review, find_review, first_unrated, indicator_views, indicators_due,
-                                        parse_month_argument, parse_rating, rating_view, record_rating,
+                                        rating_view, record_rating,
                                         review_is_open, submit_review)
+from bot.appraisal.periods import parse_period
+from scoring import PeriodKind
+from bot.appraisal.ratings import RatingProblem, parse_rating
 from bot.appraisal.workcalendar import local
 from bot.chat.routing import Context, ConversationSpec, Router
 from bot.storage.models import SelfReview
@@ -138,7 +141,8 @@ def review_command(ctx: Context) -> None:
     month_text = rest.strip() if editing else args
     month = None
     if month_text:
-        month = parse_month_argument(month_text)
+        named = parse_period(month_text, kind=PeriodKind.MONTH)
+        month = str(named) if named else None
         if month is None:
             ctx.reply("review/bad_argument.txt.j2", text=month_text)
             return

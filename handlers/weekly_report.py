@@ -9,9 +9,10 @@ from bot.appraisal.weekly_paste import kr_progress_note, looks_pasted, parse_pas
 from bot.appraisal.weekly_reports import (FLOW, KR_QUESTION_KEY, Mode, ReportState, ReportStep, WeekView,
                                           answered_count, deadline_of, default_week, draft_report, editable_weeks,
                                           find_report, first_unanswered, is_past_deadline, missing_required,
-                                          next_question, parse_week_argument, question_view, recent_reports,
+                                          next_question, question_view, recent_reports,
                                           report_entry, save_answers, save_pasted, submit_report)
-from bot.appraisal.workcalendar import local, parse_week
+from bot.appraisal.periods import Week, parse_week
+from bot.appraisal.workcalendar import local
 from bot.chat.routing import Context, ConversationSpec, Router
 from bot.storage.models import WeeklyReport
 from bot.templates import trim, words
@@ -376,7 +377,8 @@ def report_command(ctx: Context) -> None:
         return
     week = None
     if args:
-        week = parse_week_argument(args, local(ctx.config, ctx.now).date())
+        named = parse_week(args, local(ctx.config, ctx.now).date())
+        week = str(named) if named else None
         if week is None:
             ctx.reply("weekly/bad_argument.txt.j2", text=trim(args, SNIPPET_CHARS))
             return
@@ -387,7 +389,8 @@ def edit_report(ctx: Context, argument: str) -> None:
     """`/report edit [week]`: reopen a submitted report until its deadline."""
     today = local(ctx.config, ctx.now).date()
     if argument:
-        week = parse_week_argument(argument, today)
+        named = parse_week(argument, today)
+        week = str(named) if named else None
         if week is None:
             ctx.reply("weekly/bad_argument.txt.j2", text=trim(argument, SNIPPET_CHARS))
             return
@@ -421,7 +424,7 @@ def show_history(ctx: Context) -> None:
 def on_card(ctx: Context) -> None:
     _, action, week = (ctx.update.event_key.split(":", 2) + ["", ""])[:3]
     try:
-        parse_week(week)
+        Week.parse(week)
     except ValueError:
         ctx.reply("card_expired.txt.j2")
         return

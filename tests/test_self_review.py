@@ -16,7 +16,8 @@ from bot.storage.db import transaction
 from bot.storage.models import SelfReview
 from bot.jobs.runner import JobRunner
 from bot.templates import render
-from bot.appraisal.self_reviews import IndicatorView, RatingProblem, default_month, parse_rating, review_is_open
+from bot.appraisal.ratings import RatingProblem, parse_rating
+from bot.appraisal.self_reviews import IndicatorView, default_month, review_is_open
 from scoring import Cycle, Dimension, Direction, Indicator, RatingRule, Scheme
 from tests.harness import BotEnv, Chat, make_config
 from tests.test_weekly_report import settle

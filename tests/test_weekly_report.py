@@ -16,7 +16,8 @@ from bot.jobs.runner import JobRunner
 from bot.templates import render
 from bot.appraisal.people import Role
 from bot.appraisal.weekly_paste import parse_pasted_report
-from bot.appraisal.weekly_reports import DigestEntry, ReportEntry, WeekView, parse_week_argument
+from bot.appraisal.periods import parse_week
+from bot.appraisal.weekly_reports import DigestEntry, ReportEntry, WeekView
 from handlers.reports import team_of
 from tests.harness import BotEnv, Chat
 
@@ -415,14 +416,14 @@ def test_pasted_report_headings(text: str, expected: dict[str, str]) -> None:
 
 def test_week_arguments() -> None:
     today = date(2026, 11, 27)
-    assert parse_week_argument("2026-W47", today) == "2026-W47"
-    assert parse_week_argument("W46", today) == "2026-W46"
-    assert parse_week_argument("第45周", today) == "2026-W45"
-    assert parse_week_argument("上周", today) == "2026-W47"
-    assert parse_week_argument("本周", today) == "2026-W48"
-    assert parse_week_argument("W52", date(2027, 1, 5)) == "2026-W52"
-    assert parse_week_argument("张伟", today) is None
-    assert parse_week_argument("2026-W60", today) is None
+    assert str(parse_week("2026-W47", today)) == "2026-W47"
+    assert str(parse_week("W46", today)) == "2026-W46"
+    assert str(parse_week("第45周", today)) == "2026-W45"
+    assert str(parse_week("上周", today)) == "2026-W47"
+    assert str(parse_week("本周", today)) == "2026-W48"
+    assert str(parse_week("W52", date(2027, 1, 5))) == "2026-W52"
+    assert parse_week("张伟", today) is None
+    assert parse_week("2026-W60", today) is None
 
 
 # -- templates ------------------------------------------------------------------------------------------------

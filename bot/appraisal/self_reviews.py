@@ -1,7 +1,6 @@
 """Self-review rules: the month a review is for and while it is open, indicators due, ratings, drafts, submission."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,11 +15,11 @@ from bot.appraisal.leave import userids_on_leave_all_of
 from bot.appraisal.workcalendar import is_workday, month_of, nth_workday_of_month, review_prompt_day
 from bot.config import Config
 from bot.storage.models import SelfReview
-from bot.templates import words, words_pattern
 from scoring import Indicator
+from scoring.scheme import RATING_LEVELS
 
 FLOW = "self_review"  # the conversation's name, in the member's Conversation row
-RATING_LEVELS = (1, 2, 3, 4, 5)
+
 
 
 class ReviewState(StrEnum):
@@ -53,35 +52,6 @@ class ReviewStep:
 
 
 # -- a rating as written ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RatingProblem:
-    """Why an answer is not a rating: out_of_range | not_integer | chinese_numeral | not_a_number."""
-
-    kind: str
-    shown: str
-    suggestion: int | None = None
-
-
-_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９．", "0123456789.")
-_RATING_UNIT = re.compile(rf"\s*(?:{words_pattern('review.rating_units')})$")
-_NUMERALS = {char: value for value, chars in enumerate(words("review.numerals")) for char in chars}
-
-
-def parse_rating(text: str) -> int | RatingProblem:
-    shown = text.strip()
-    value = shown.translate(_FULL_WIDTH_DIGITS).strip("。.!！~ ")
-    value = _RATING_UNIT.sub("", value).strip()
-    if re.fullmatch(r"-?\d+", value):
-        number = int(value)
-        return number if number in RATING_LEVELS else RatingProblem("out_of_range", shown)
-    if re.fullmatch(r"-?\d+\.\d+", value):
-        return RatingProblem("not_integer", shown)
-    if value and all(char in _NUMERALS for char in value):
-        number = _NUMERALS[value] if len(value) == 1 else None
-        return RatingProblem("chinese_numeral", shown, number if number in RATING_LEVELS else None)
-    return RatingProblem("not_a_number", shown)
-
-
 # -- which month, which indicators ------------------------------------------------------------------------------
 def previous_month(day: date) -> str:
     first = day.replace(day=1)
@@ -107,17 +77,6 @@ def default_month(session: Session, userid: str, config: Config, today: date) ->
     if (review is None or review.submitted_at is None) and review_is_open(last_month, config, today):
         return last_month
     return month_of(today)
-
-
-_MONTH = re.compile(rf"(\d{{4}})\s*(?:[-/.]|{words_pattern('review.year_marks')})\s*(\d{{1,2}})\s*"
-                    rf"(?:{words_pattern('review.month_marks')})?")
-
-
-def parse_month_argument(text: str) -> str | None:
-    match = _MONTH.fullmatch(text.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        return None
-    return f"{int(match.group(1)):04d}-{int(match.group(2)):02d}"
 
 
 def indicators_due(session: Session, userid: str, department_ids: Sequence[int], config: Config,

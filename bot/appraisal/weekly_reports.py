@@ -1,7 +1,6 @@
 """Weekly report rules: the week a report is for, deadline and lateness, drafts and submission, teams and history."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -12,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.appraisal import leave
-from bot.appraisal.workcalendar import (end_of_day, local, parse_week, shift_week, week_days, week_of,
+from bot.appraisal.periods import Week
+from bot.appraisal.workcalendar import (end_of_day, local, shift_week, week_days, week_of,
                                         weekly_deadline, weekly_deadline_day, weekly_prompt_day)
 from bot.config import Config, ReportQuestion
 from bot.storage.models import Member, WeeklyReport
-from bot.templates import words, words_pattern
+from bot.templates import words
 
 FLOW = "weekly_report"  # the conversation's name, in the member's Conversation row
 # The question whose answer is the member's key-result progress: with open KRs it becomes one
@@ -79,7 +79,8 @@ class WeekView:
 
     @classmethod
     def of(cls, week: str) -> WeekView:
-        year, number = parse_week(week)
+        parsed = Week.parse(week)
+        year, number = parsed.year, parsed.number
         days = week_days(week)
         return cls(week, year, number, days[0], days[-1])
 
@@ -134,35 +135,6 @@ def editable_weeks(today: date) -> list[str]:
     """The weeks `/report edit` looks at without a week named: this one, then last one."""
     this_week = week_of(today)
     return [this_week, shift_week(this_week, -1)]
-
-
-_RELATIVE_WEEKS = {"this_week": 0, "last_week": -1, "week_before_last": -2, "next_week": 1}  # words/weekly.toml
-_WEEK_MARKS = rf"{words_pattern('weekly.week_number_marks')}|{words_pattern('weekly.week_marks')}"
-_WEEK_ARG = re.compile(rf"(?:(\d{{4}})\s*-?\s*)?(?:{words_pattern('weekly.week_number_marks')})?\s*(\d{{1,2}})\s*"
-                       rf"(?:{words_pattern('weekly.week_marks')})?", re.IGNORECASE)
-
-
-def parse_week_argument(text: str, now_day: date) -> str | None:
-    """"2026-W48", "W48", "48", "第48周", "本周", "上周", "上上周" → an ISO week; None if not a week."""
-    word = text.strip()
-    this_week = week_of(now_day)
-    for key, offset in _RELATIVE_WEEKS.items():
-        if word in words(f"weekly.{key}"):
-            return shift_week(this_week, offset)
-    match = _WEEK_ARG.fullmatch(word)
-    if not match or (match.group(1) is None and not re.search(_WEEK_MARKS, word, re.IGNORECASE)
-                     and not word.isdigit()):
-        return None
-    number = int(match.group(2))
-    year = int(match.group(1)) if match.group(1) else now_day.isocalendar()[0]
-    if match.group(1) is None and number > now_day.isocalendar()[1] + 1:
-        year -= 1  # "W50" in January means last December's
-    candidate = f"{year}-W{number:02d}"
-    try:
-        parse_week(candidate)
-    except ValueError:
-        return None
-    return candidate
 
 
 # -- one member's report ---------------------------------------------------------------------------------------

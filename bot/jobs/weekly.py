@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot.appraisal.leave import userids_on_leave_all_of
-from bot.appraisal.permissions import Org
+from bot.appraisal.people import Org
 from bot.appraisal.weekly_reports import (FLOW, DigestEntry, ReportState, ReportStep, WeekView, answered_count,
                                           deadline_of, excused_for_week, first_unanswered, question_view,
                                           week_statuses)

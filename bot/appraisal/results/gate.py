@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.appraisal.indicator_sources import data_quality_flags
-from bot.appraisal.permissions import Org
+from bot.appraisal.people import Org
 from bot.appraisal.results.compute import Computed, compute, latest_entries, reading
 from bot.appraisal.results.quality import FINDING_KINDS, Finding, Jump, Severity, check, finding_text, kind_spec
 from bot.appraisal.results.roster import Roster

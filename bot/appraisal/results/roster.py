@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.appraisal.assignment import cached_scheme, department_parents, scheme_name_for
-from bot.appraisal.permissions import Org
+from bot.appraisal.people import Org
 from bot.config import Config
 from bot.storage.models import Department
 from scoring import Scheme

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.appraisal.permissions import Org
+from bot.appraisal.people import Org
 from bot.appraisal.results.compute import Computed, compute
 from bot.appraisal.results.roster import Roster
 from bot.appraisal.results.store import freeze, key_names, period_state, stored_results, team_sizes
