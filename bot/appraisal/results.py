@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import pausepoints
 from bot.appraisal import data_quality
-from bot.wecom import outbox, plain_text
+from bot.wecom import outbox
 from bot.appraisal.assignment import cached_scheme, department_parents, scheme_name_for
 from bot.config import Config
 from bot.storage.db import transaction
@@ -734,8 +734,7 @@ def period_state(session: Session, period: str) -> ResultPeriod | None:
 
 def _send(session: Session, config: Config, key: str, userid: str, template: str, now: datetime,
           **variables: Any) -> None:
-    text = render(template, config.bot.locale, **variables)
-    outbox.enqueue(session, key, plain_text.message(config, userid, text, markdown=".md." in template), now)
+    outbox.send(session, config, key, userid, template, now, **variables)
 
 
 def _admins(roster: Roster) -> list[str]:
