@@ -7,6 +7,7 @@ import time as _time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from sqlalchemy import delete
@@ -22,6 +23,8 @@ from bot.storage.models import CachedToken
 
 log = logging.getLogger(__name__)
 
+# WeCom's days (its statistics, the app's daily sending volume) are China's, whatever zone the bot runs in.
+WECOM_ZONE = ZoneInfo("Asia/Shanghai")
 # Refresh a little before WeCom's 7200 s so a token never expires mid-request.
 TOKEN_SAFETY_MARGIN = timedelta(minutes=5)
 REFRESH_LEASE = "wecom-token-refresh"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -13,6 +12,7 @@ from bot.config import Config, SenderConfig
 from bot.storage.models import ApiCallCount, OutboxMessage
 from bot.storage.sqlutil import insert_ignoring_duplicates
 from bot.wecom import outbox
+from bot.wecom.client import WECOM_ZONE
 from bot.wecom.sender.delivery import SEND_API
 from bot.wecom.sender.statements import count_when, unsynchronised
 
@@ -22,7 +22,6 @@ MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 DAY_COUNTER = "message/send:day"  # person-times per WeCom day, for the app's daily volume
 BUCKET = timedelta(seconds=10)
 CLOCK_SKEW = timedelta(minutes=1)  # how far ahead another process's clock may be and still count
-WECOM_DAY_ZONE = ZoneInfo("Asia/Shanghai")  # WeCom's "natural day" is China's
 
 
 def member_budgets(session: Session, limits: SenderConfig, users: list[str], now: datetime) -> dict[str, int]:
@@ -91,7 +90,7 @@ def count_calls(session: Session, config: Config, calls: int, now: datetime) -> 
 
 
 def _warn_daily_volume(session: Session, config: Config, today: int, now: datetime) -> None:
-    day = now.astimezone(WECOM_DAY_ZONE).date()
+    day = now.astimezone(WECOM_ZONE).date()
     volume, account_limit = daily_volume(config.sender), config.sender.account_limit
     queued = outbox.send_to_admins(session, config, f"sender:daily-volume:{day.isoformat()}",
                                    "ops/daily_volume_warning.txt.j2", now, sent=today, volume=volume,
@@ -106,5 +105,5 @@ def _bucket(now: datetime) -> datetime:
 
 
 def _wecom_day(now: datetime) -> datetime:
-    local = now.astimezone(WECOM_DAY_ZONE)
-    return datetime.combine(local.date(), time(0), WECOM_DAY_ZONE)
+    local = now.astimezone(WECOM_ZONE)
+    return datetime.combine(local.date(), time(0), WECOM_ZONE)
