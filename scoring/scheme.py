@@ -1,4 +1,4 @@
-"""The appraisal scheme as data: frozen dataclasses for indicators, rules, grades and result rules (scheme_toml parses them)."""
+"""The appraisal scheme as data: frozen dataclasses for indicators, rules, grades and result rules."""
 from __future__ import annotations
 
 from collections.abc import Mapping

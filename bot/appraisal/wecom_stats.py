@@ -1,5 +1,4 @@
-"""The WeCom customer-contact sync: per-member daily behaviour figures, group figures by owner and customer counts,
-pulled for the days WeCom gives and stored."""
+"""The WeCom customer-contact sync: per-member daily behaviour figures, group figures by owner and customer counts, stored."""
 from __future__ import annotations
 
 import logging

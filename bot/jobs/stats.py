@@ -13,7 +13,7 @@ from bot.wecom import outbox
 from bot.wecom.client import WECOM_ZONE
 from bot.wecom.contact_stats import StatsNotPermitted
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the annotation only: the runner imports this module for its job table
     from bot.jobs.runner import JobContext
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,4 @@
-"""The customer-contact statistics calls (wecom.md §5) with their bounded retries, and fetching many members'
-figures through them in parallel, with no database session in use."""
+"""The customer-contact statistics calls with bounded retries, and the parallel fetch of many members' figures."""
 from __future__ import annotations
 
 import logging

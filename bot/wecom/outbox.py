@@ -1,4 +1,4 @@
-"""The outbox: every outbound message is written here (in the caller's transaction) before anything is sent."""
+"""The outbox: every message out, rendered as markdown or text by its template, queued in the caller's transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass

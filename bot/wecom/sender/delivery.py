@@ -1,5 +1,4 @@
-"""One outbox row's call to WeCom and what the answer means: the exactly-once request, the send or card update,
-and its outcome (sent, retry, failed, or paused: the app is misconfigured)."""
+"""One outbox row's call to WeCom (the exactly-once request, send or card update) and what the answer means."""
 from __future__ import annotations
 
 # How "exactly once" works with WeCom's duplicate check (wecom.md §2, §9).

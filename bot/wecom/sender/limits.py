@@ -1,5 +1,4 @@
-"""WeCom's sending limits as the sender keeps to them: per member a minute and an hour, company-wide a minute,
-an hour and a day, with the counts of calls made and the admins' warning as the day's volume runs low."""
+"""WeCom's sending limits as the sender keeps them: per member, company-wide, the day's volume and its warning."""
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,4 @@
-"""The sender loop: each pass claims what is due (each person's rows in order, within WeCom's limits), delivers
-it and records every outcome in one transaction."""
+"""The sender loop: passes that claim what is due within WeCom's limits, deliver it in order and record it."""
 from __future__ import annotations
 
 import logging

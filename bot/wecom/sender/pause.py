@@ -1,5 +1,4 @@
-"""The sending pause: once WeCom says the app is misconfigured every message is held, one process probes now
-and then (less and less often), and the first probe WeCom answers lifts the pause and tells the admins."""
+"""The sending pause: every message held while WeCom says the app is misconfigured, probed, lifted, admins told."""
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,4 @@
-"""The SQL the sender runs on outbox rows in bulk: claim one row, record one attempt, and updates that skip the
-session's identity map."""
+"""The bulk SQL of the sender's passes: claim a row, record an attempt, update without the identity map."""
 from __future__ import annotations
 
 from typing import Any
