@@ -199,6 +199,8 @@ class StatsApi:
 
 @dataclass
 class MemberPull:
+    """What one member's pull brought back, or why it did not."""
+
     userid: str
     days: list[dict[str, Any]] = field(default_factory=list)
     customers: int | None = None
@@ -250,6 +252,8 @@ def _pull_member(api: StatsApi, userid: str, first: date, last: date, with_custo
 
 @dataclass
 class Fetched:
+    """Everything one run fetched, before any of it is stored."""
+
     pulls: list[MemberPull] = field(default_factory=list)
     groups: dict[tuple[str, date], dict[str, Any]] = field(default_factory=dict)
     group_owners: list[str] = field(default_factory=list)
