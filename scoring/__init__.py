@@ -50,12 +50,10 @@ from scoring.scheme import (
     ResultRules,
     Rule,
     Scheme,
-    SchemeFormatError,
-    SchemeSyntaxError,
     WeightRange,
-    parse_scheme,
 )
 from scoring.scheme_presets import UnknownPresetError, preset_names, preset_text
+from scoring.scheme_toml import SchemeFormatError, SchemeSyntaxError, parse_scheme
 from scoring.triggers import (
     BehaviorShortfall,
     GradeDistribution,

@@ -16,9 +16,8 @@ from scoring.scheme import (
     RatingRule,
     RatioRule,
     Scheme,
-    SchemeSyntaxError,
-    parse_scheme_problems,
 )
+from scoring.scheme_toml import SchemeSyntaxError, parse_scheme_problems
 
 # The scheme's framework (appraisal-scheme.md, 一、二): the split of weights and the focus on 3-5 KPIs.
 TOTAL_WEIGHT = Decimal(100)

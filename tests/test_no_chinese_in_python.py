@@ -27,7 +27,6 @@ NOT_YET = {
     "bot/cli/scoring.py",
     "bot/config.py",
     "bot/jobs/runner.py",
-    "bot/wecom/sender.py",
 }
 
 

@@ -18,6 +18,7 @@ from bot.clock import FakeClock
 from bot.storage.db import transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import OutboxMessage
+from bot.templates import render
 from bot.wecom.outbox import Outgoing
 from bot.wecom.sender import Sender
 from bot.wecom.client import DatabaseTokenStore, token_lifetime
@@ -124,6 +125,19 @@ def test_42014_on_a_resent_card_means_the_first_attempt_arrived(bot_env: BotEnv)
     [stored] = rows(bot_env, OutboxMessage.touser == "yangfan")
     assert stored.status == "sent" and stored.last_error and stored.last_error.startswith("42014")
     assert len(bot_env.fake.delivered("yangfan")) == 1
+
+
+@pytest.mark.parametrize(("reason", "variables", "text"), [
+    ("task_id_used", {"errcode": 42014}, "42014: 首次发送已送达 (task_id 已使用)"),
+    ("not_visible", {}, "invaliduser: 不在应用可见范围内"),
+    ("card_not_sent_yet", {}, "card not sent yet"),
+    ("card_never_sent", {"status": "failed"}, "card never sent (failed): nothing to update"),
+    ("response_code_expired", {}, "response_code expired (72 h): the card keeps its buttons"),
+    ("update_resent", {"errcode": 40058}, "40058 on a resend: taken as done"),
+    ("not_card_holder", {}, "invaliduser: not a holder of this card"),
+])
+def test_a_rows_last_error_in_the_senders_own_words(reason: str, variables: dict[str, object], text: str) -> None:
+    assert render("sender/last_error.txt.j2", reason=reason, **variables) == text
 
 
 # ---------------------------------------------------------------- configuration errors pause sending

@@ -20,7 +20,8 @@ from bot.storage.models import AuditEntry, DataEntry, Idp, Leave, OutboxMessage,
 from bot.jobs.nudges import nudge_day, nudge_period_of
 from bot.appraisal.results.views import months_label
 from bot.appraisal.numbers import NumberError, wecom_count, wecom_decimal
-from bot.appraisal.wecom_stats import _day_start, _MemberPull, _store_behavior
+from bot.appraisal.wecom_stats import _store_behavior
+from bot.wecom.contact_stats import MemberPull as _MemberPull, day_start as _day_start
 from bot.templates import render
 from scoring import WAIVED, Period
 from tests.harness import SHANGHAI, BotEnv

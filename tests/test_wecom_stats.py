@@ -29,16 +29,9 @@ from bot.storage.models import OutboxMessage, WeComBehaviorDay, WeComCustomerCou
 from bot.jobs.runner import JobRunner, job_by_id
 from bot.appraisal.schemes import load_scheme
 from bot.templates import render
-from bot.appraisal.wecom_stats import (
-    BEHAVIOR_PATH,
-    CONCURRENCY_BACKOFF,
-    CUSTOMERS_PATH,
-    GROUP_PATH,
-    WECOM_ZONE,
-    StatsNotPermitted,
-    SyncReport,
-    sync_stats,
-)
+from bot.appraisal.wecom_stats import SyncReport, sync_stats
+from bot.wecom.client import WECOM_ZONE
+from bot.wecom.contact_stats import BEHAVIOR_PATH, CONCURRENCY_BACKOFF, CUSTOMERS_PATH, GROUP_PATH, StatsNotPermitted
 from scoring import MemberData, check_scheme, compute_results
 from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, BotEnv
 

@@ -19,8 +19,6 @@ from bot.wecom.client import WeComClient
 log = logging.getLogger(__name__)
 
 ACTIVE_STATUS = 1  # WeCom user status: 1 active; 2 disabled, 4 not activated, 5 left
-# A token WeCom rejected (or one we failed to send: 41001 is our bug, handled the same): refresh once.
-TOKEN_ERRORS = frozenset({40014, 42001, 41001})
 NOT_VISIBLE = 60011
 WHOLE_COMPANY = (1,)  # [org] departments' default: everything the app's 可见范围 holds
 
@@ -65,21 +63,14 @@ class SyncReport:
 
 def contacts_get(client: WeComClient, path: str, params: dict[str, Any], department: int | None = None
                  ) -> dict[str, Any]:
-    """One contacts call. A token WeCom rejects is refreshed once, as the sender does (never a loop);
-    60011 becomes OrgNotVisible naming the department."""
-    refreshed = False
-    while True:
-        token = client.access_token
-        try:
-            return client.get(path, params={**params, "access_token": token})
-        except WeChatClientException as error:
-            if error.errcode in TOKEN_ERRORS and not refreshed:
-                client.forget_token(token)
-                refreshed = True
-                continue
-            if error.errcode == NOT_VISIBLE:
-                raise OrgNotVisible(department, str(error.errmsg)) from None
-            raise
+    """One contacts call (a token WeCom rejects is refreshed once, never in a loop); 60011 becomes OrgNotVisible
+    naming the department."""
+    try:
+        return client.call(path, params=params)
+    except WeChatClientException as error:
+        if error.errcode == NOT_VISIBLE:
+            raise OrgNotVisible(department, str(error.errmsg)) from None
+        raise
 
 
 def fetch_org(client: WeComClient, roots: Iterable[int]) -> tuple[list[DepartmentRecord], list[UserRecord]]:

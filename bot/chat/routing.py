@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from bot.wecom import card_state, outbox, plain_text
+from bot.wecom import card_state, outbox
 from bot.clock import Clock
 from bot.config import Config
 from bot.storage.models import Conversation
@@ -161,8 +161,7 @@ class Context:
         self.send_to(self.person.userid, template, **variables)
 
     def send_to(self, userid: str, template: str, **variables: Any) -> None:
-        content = self.render(template, **variables)
-        self._enqueue(plain_text.message(self.config, userid, content, markdown=".md." in template))
+        self._enqueue(outbox.message(self.config, userid, template, **variables))
 
     def reply_card(self, card: dict[str, Any], subject: str, text: str | None = None) -> None:
         """A button card about `subject` (with its text form, when given, for those who read text)."""

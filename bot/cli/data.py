@@ -66,8 +66,8 @@ def _bot(args: argparse.Namespace) -> Any:
 
 def cmd_sync_wecom(args: argparse.Namespace) -> int:
     from bot.storage.db import transaction
-    from bot.appraisal.wecom_stats import (StatsNotPermitted, SyncWindowError, check_window, members_to_sync, spans,
-                                 sync_stats, wecom_today)
+    from bot.appraisal.wecom_stats import SyncWindowError, check_window, members_to_sync, sync_stats, wecom_today
+    from bot.wecom.contact_stats import StatsNotPermitted, spans
 
     bot = _bot(args)
     try:

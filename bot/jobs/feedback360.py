@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from bot.appraisal.feedback360 import Send, announce_close, open_rounds, owed, pending_asks
 from bot.templates import render
 from bot.wecom import outbox
-from bot.wecom.outbox import Outgoing
 from handlers.feedback360 import ask_next, has_open_conversation
 
 if TYPE_CHECKING:
@@ -37,9 +36,8 @@ def run_daily_job(ctx: JobContext) -> str:
 
     def send_for(purpose: str) -> Send:
         def send(userid: str, template: str, **variables: Any) -> None:
-            text = render(template, locale, **variables)
-            outbox.enqueue(session, f"job:feedback360:{ctx.period}:{purpose}:{userid}:{template}",
-                           Outgoing.text(userid, text), clock.now())
+            outbox.send(session, ctx.config, f"job:feedback360:{ctx.period}:{purpose}:{userid}:{template}", userid,
+                        template, clock.now(), **variables)
         return send
 
     now = clock.now()

@@ -9,7 +9,6 @@ from bot.appraisal.periods import quarter_of
 from bot.storage.models import OkrKeyResult
 from bot.templates import render
 from bot.wecom import outbox
-from bot.wecom.outbox import Outgoing
 from scoring import Period
 from scoring.okr_scores import okr_average
 
@@ -39,7 +38,6 @@ def run_quarter_close(ctx: JobContext) -> str:
     for owner, rows in by_owner.items():
         views = kr_views(ctx.session, rows)
         average = okr_average(kr.score for kr in rows if kr.score is not None)
-        text = render("okr/quarter_scores.txt.j2", locale, quarter=ctx.period, krs=views,
-                      average=f"{average:.2f}" if average is not None else "—")
-        outbox.enqueue(ctx.session, f"okr:quarter:{ctx.period}:{owner}", Outgoing.text(owner, text), now)
+        outbox.send(ctx.session, ctx.config, f"okr:quarter:{ctx.period}:{owner}", owner, "okr/quarter_scores.txt.j2",
+                    now, quarter=ctx.period, krs=views, average=f"{average:.2f}" if average is not None else "—")
     return render("okr/quarter_closed.txt.j2", locale, quarter=ctx.period, scored=len(scored), members=len(by_owner))

@@ -15,9 +15,7 @@ from bot.chat.routing import ConversationHandle
 from bot.clock import Clock
 from bot.config import Config
 from bot.storage.models import Member
-from bot.templates import render
 from bot.wecom import outbox
-from bot.wecom.outbox import Outgoing
 
 if TYPE_CHECKING:
     from bot.jobs.runner import JobContext
@@ -92,7 +90,7 @@ def ask_everyone_owing(job: JobContext, key: str, away: set[str], ask: Callable[
             continue
         opened = question.waiting is not None and open_waiting(session, clock, config, member.userid,
                                                                question.waiting, expires)
-        text = render(question.template, config.bot.locale, opened=opened, **question.variables)
-        outbox.enqueue(session, f"job:{key}:{job.period}:{member.userid}", Outgoing.text(member.userid, text), now)
+        outbox.send(session, config, f"job:{key}:{job.period}:{member.userid}", member.userid, question.template, now,
+                    opened=opened, **question.variables)
         asked += 1
     return Asked(asked, on_leave, already)

@@ -26,8 +26,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot import pausepoints
-from bot.appraisal import wecom_stats, workcalendar
-from bot.jobs import calendar_watch, feedback360, nudges, okr, results, self_review, weekly
+from bot.appraisal import workcalendar
+from bot.jobs import calendar_watch, feedback360, nudges, okr, results, self_review, stats, weekly
 from bot.config import Config
 from bot.storage.db import transaction
 from bot.storage.leases import release_lease, take_lease
@@ -151,7 +151,7 @@ JOBS: list[JobSpec] = [
             _review_reminder_period, self_review.send_review_reminders),
     JobSpec("org_sync", "每晚同步通讯录", _daily_at(lambda c: c.org.sync_at), _daily_period, _org_sync),
     JobSpec("wecom_stats_sync", "拉取企业微信客户联系统计（昨天，并重拉此前几天）",
-            _daily_at(lambda c: c.wecom_stats.sync_at), wecom_stats.sync_period, wecom_stats.run_sync_job),
+            _daily_at(lambda c: c.wecom_stats.sync_at), stats.sync_period, stats.run_sync_job),
     JobSpec("okr_quarter_close", "KR 季末评分（每季度第一周）",
             _daily_at(lambda _c: time(okr.OKR_CLOSE_AT_HOUR, okr.OKR_CLOSE_AT_MINUTE)), okr.quarter_close_period,
             okr.run_quarter_close),

@@ -15,7 +15,7 @@ from bot.appraisal.workcalendar import local, workdays_of_week
 from bot.jobs.prompts import Ask, Waiting, ask_everyone_owing
 from bot.storage.models import Member, WeeklyReport
 from bot.templates import render, trim
-from bot.wecom import outbox, plain_text
+from bot.wecom import outbox
 
 if TYPE_CHECKING:
     from bot.jobs.runner import JobContext
@@ -79,11 +79,10 @@ def send_weekly_escalations(job: JobContext) -> str:
             sections = [(q.title, trim(answers.get(q.key, ""), rules.digest_chars))
                         for q in digest_questions if str(answers.get(q.key, "")).strip()]
             entries.append(DigestEntry(member.name, report.late, sections))
-        text = render("weekly/escalation.md.j2", config.bot.locale, manager=org.members[manager_id],
-                      week_view=WeekView.of(week), deadline=local(config, deadline_of(week, config)),
-                      team_size=len(team), missing=missing, on_leave=on_leave, entries=entries)
-        outbox.enqueue(session, f"job:weekly_escalation:{week}:{manager_id}",
-                       plain_text.message(config, manager_id, text, markdown=True), now)
+        outbox.send(session, config, f"job:weekly_escalation:{week}:{manager_id}", manager_id,
+                    "weekly/escalation.md.j2", now, manager=org.members[manager_id], week_view=WeekView.of(week),
+                    deadline=local(config, deadline_of(week, config)), team_size=len(team), missing=missing,
+                    on_leave=on_leave, entries=entries)
         sent += 1
     return render("weekly/job_detail.txt.j2", config.bot.locale, kind="escalation", week=week, asked=sent,
                   on_leave=0, already=0)

@@ -7,6 +7,7 @@ import time as _time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from sqlalchemy import delete
@@ -22,6 +23,8 @@ from bot.storage.models import CachedToken
 
 log = logging.getLogger(__name__)
 
+# WeCom's days (its statistics, the app's daily sending volume) are China's, whatever zone the bot runs in.
+WECOM_ZONE = ZoneInfo("Asia/Shanghai")
 # Refresh a little before WeCom's 7200 s so a token never expires mid-request.
 TOKEN_SAFETY_MARGIN = timedelta(minutes=5)
 REFRESH_LEASE = "wecom-token-refresh"
@@ -30,6 +33,9 @@ REFRESH_LEASE = "wecom-token-refresh"
 CONFIG_ERRORS = frozenset({40001, 40013, 40056, 41002, 41004, 48002, 50003, 60020, 301002})
 # A gettoken refused for one of those is not asked again for this long, by any process.
 REFUSAL_MEMORY = timedelta(seconds=50)
+# A token WeCom rejected (expired, or replaced by another process's refresh); 41001, no token at all, can only be
+# our bug and is handled the same: worth one call with a fresh token.
+TOKEN_ERRORS = frozenset({40014, 42001, 41001})
 
 
 def token_lifetime(expires_in: int | None) -> timedelta:
@@ -199,6 +205,25 @@ class WeComClient(WeChatClient):
         self.token_store.delete(self.refusal_key)
         log.info("fetched a new WeCom access token")
         return result
+
+    def call(self, path: str, *, params: dict[str, Any] | None = None, data: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
+        """One API call with the shared token: a POST of `data` when given, else a GET. A token WeCom rejects
+        is forgotten and the call made once more with a fresh one, never in a loop; every other error (and a
+        second rejection) is the caller's to classify."""
+        refreshed = False
+        while True:
+            token = None
+            try:
+                token = self.access_token
+                query = {**(params or {}), "access_token": token}
+                return self.get(path, params=query) if data is None else self.post(path, params=query, data=data)
+            except WeChatClientException as error:
+                if error.errcode in TOKEN_ERRORS and not refreshed:
+                    self.forget_token(token)
+                    refreshed = True
+                    continue
+                raise
 
     def forget_token(self, stale: str | None) -> None:
         self.token_store.invalidate(self.access_token_key, stale)

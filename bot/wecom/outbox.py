@@ -1,4 +1,4 @@
-"""The outbox: every outbound message is written here (in the caller's transaction) before anything is sent."""
+"""The outbox: every message out, rendered as markdown or text by its template, queued in the caller's transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +8,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import pausepoints
+from bot.config import Config
 from bot.storage.models import OutboxMessage
 from bot.storage.sqlutil import insert_ignoring_duplicates
+from bot.templates import is_markdown_template, render
+from bot.wecom import plain_text
 
 # WeCom's limit for text and markdown content, in UTF-8 bytes (wecom.md §2).
 CONTENT_LIMIT_BYTES = 2048
@@ -34,6 +37,32 @@ class Outgoing:
     @classmethod
     def card(cls, touser: str, card: dict[str, Any]) -> Outgoing:
         return cls(touser, "template_card", card)
+
+
+def message(config: Config, userid: str, template: str, /, **variables: Any) -> Outgoing:
+    """`template` rendered for one person: `*.md.j2` as markdown (its plain-text form for those who read text,
+    see plain_text), every other template as text.
+
+    Positional-only, so a template may have variables called `config`, `userid` or `template` too."""
+    content = render(template, config.bot.locale, **variables)
+    if not is_markdown_template(template):
+        return Outgoing.text(userid, content)
+    if plain_text.gets_text_form(config, userid):
+        return Outgoing.text(userid, plain_text.markdown_as_text(content))
+    return Outgoing.markdown(userid, content)
+
+
+def send(session: Session, config: Config, key: str, userid: str, template: str, now: datetime, /,
+         **variables: Any) -> int:
+    """Queue `template` for one person under an idempotency key (see `message` and `enqueue`)."""
+    return enqueue(session, key, message(config, userid, template, **variables), now)
+
+
+def send_to_admins(session: Session, config: Config, key: str, template: str, now: datetime, /,
+                   **variables: Any) -> int:
+    """Queue `template` for every configured admin, each under `key:<admin>`; returns how many rows were new."""
+    return sum(send(session, config, f"{key}:{admin}", admin, template, now, **variables)
+               for admin in config.org.admins)
 
 
 def split_utf8(content: str, limit: int = CONTENT_LIMIT_BYTES) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from bot.config import Config
-from bot.wecom.outbox import Outgoing
 
 # WeCom's markdown subset (wecom.md §2) as our templates use it: bold, coloured spans, quotes, headings,
 # links and inline code. Their text form keeps every word and line and drops only the markup.
@@ -36,9 +35,3 @@ def gets_text_form(config: Config, userid: str) -> bool:
     """Whether this person is sent the plain-text form of markdown, and a text copy of each card."""
     return config.bot.text_fallback or userid in config.bot.wechat_users
 
-
-def message(config: Config, userid: str, content: str, *, markdown: bool) -> Outgoing:
-    """A rendered message for one person, as markdown only where markdown is known to be readable."""
-    if markdown and not gets_text_form(config, userid):
-        return Outgoing.markdown(userid, content)
-    return Outgoing.text(userid, markdown_as_text(content) if markdown else content)

@@ -11,8 +11,7 @@ from bot import pausepoints
 from bot.appraisal.results.compute import Progress, chunks
 from bot.config import Config
 from bot.storage.db import transaction
-from bot.templates import is_markdown_template, render
-from bot.wecom import outbox, plain_text
+from bot.wecom import outbox
 
 CHUNK = 200  # members per write transaction: short enough for the callback to get the SQLite writer between
 Plan = TypeVar("Plan")
@@ -36,7 +35,5 @@ def in_chunks(sessions: sessionmaker[Session], items: Sequence[str], plan: Plan,
 
 def send(session: Session, config: Config, key: str, userid: str, template: str, now: datetime,
          **variables: Any) -> None:
-    """Queue one person's message under its idempotency key: markdown for a *.md.j2 template, else text."""
-    text = render(template, config.bot.locale, **variables)
-    outbox.enqueue(session, key, plain_text.message(config, userid, text, markdown=is_markdown_template(template)),
-                   now)
+    """Queue one person's message under its idempotency key (bot.wecom.outbox.send picks text or markdown)."""
+    outbox.send(session, config, key, userid, template, now, **variables)
