@@ -10,15 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.cli.ops import config_from_args, require_current_schema
-from bot.cli.support import subcommand_group
+from bot.cli.support import CliError, config_from_args, require_current_schema, subcommand_group
 from bot.templates import render
 
 IMPORT_CHUNK = 1000  # rows per transaction: every row is checked first, so a chunk only fails on a database error
 
 
 def _fail(message: str, exit_code: int = 2) -> Exception:
-    from bot.cli.main import CliError  # late: bot.cli.main imports this module
     return CliError(message, exit_code)
 
 
