@@ -43,7 +43,7 @@ from bot.appraisal.feedback360 import (
 from bot.storage.models import Feedback360Ask, Feedback360Nomination, Member
 from bot.appraisal.okr import team_members
 from bot.chat.routing import Context, ConversationSpec, Role, Router
-from bot.appraisal.schemes import load_scheme
+from bot.config.schemes import load_scheme
 
 router = Router("feedback360")
 

@@ -28,7 +28,7 @@ from bot.storage.models import Feedback360Ask, Feedback360Rating, Feedback360Rou
 from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_kr
 from bot.chat.routing import Person, Role
 from bot.jobs.runner import JobRunner
-from bot.appraisal.schemes import load_scheme
+from bot.config.schemes import load_scheme
 from bot.templates import render
 from handlers.feedback360 import parse_deadline
 from scoring import MemberData, compute_results

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.appraisal import workcalendar
-from bot.appraisal.calendar_file import Festival
+from bot.config.calendar_file import Festival
 from bot.cli.support import CliError, config_from_args, help_text, subcommand_group
 from bot.config import Config
 from bot.templates import render

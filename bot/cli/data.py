@@ -16,10 +16,10 @@ from bot.appraisal.data_quality import finding_text, wecom_findings
 from bot.appraisal.feedback360 import (DEFAULT_DEADLINE_DAYS, MIN_SHOWN, Feedback360Error, announce_close, progress,
                                        require_open_round, start_round)
 from bot.appraisal.indicator_sources import data_quality_flags, period_days, wecom_metrics
-from bot.appraisal.schemes import SchemeLoadError, load_scheme
 from bot.appraisal.wecom_stats import (StatsNotPermitted, SyncWindowError, check_window, members_to_sync, spans,
                                        sync_stats, wecom_today)
 from bot.cli.support import CliError, cli_error, config_from_args, help_text, require_current_schema, subcommand_group
+from bot.config.schemes import SchemeLoadError, load_scheme
 from bot.storage.db import transaction
 from bot.storage.models import Member
 from bot.templates import is_markdown_template, render

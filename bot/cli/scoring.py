@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from bot.appraisal.datafile import DataFileError, read_data_file, rows_to_members
-from bot.appraisal.schemes import SchemeLoadError, SchemeSource, check_scheme_source
 from bot.cli.support import CliError, cli_error, help_text, subcommand_group
+from bot.config.schemes import SchemeLoadError, SchemeSource, check_scheme_source
 from bot.templates import render
 from scoring import (
     BandsRule,

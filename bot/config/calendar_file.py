@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import ConfigProblem
+from bot.config.problems import ConfigProblem
+from bot.templates import render_error
 
 # A holiday never runs longer than this (see workcalendar._LONGEST_BREAK): a longer range is a typo.
 LONGEST_HOLIDAY = timedelta(days=40)
@@ -70,7 +71,6 @@ class CalendarFileError(Exception):
 
 
 def _message(code: str, **params: Any) -> str:
-    from bot.templates import render_error
     return render_error("calendar/problem.txt.j2", code, code=code, **params)
 
 
