@@ -61,8 +61,6 @@ KNOWN_UNEXPLAINED_LATE_IMPORTS: set[str] = {
     "bot/appraisal/results.py",  # results
     "bot/cli/results.py",  # results
     "bot/jobs/runner.py",  # jobs
-    "bot/storage/db.py",  # storage
-    "bot/storage/sqlutil.py",  # storage
     "bot/wecom/sender.py",  # wecom
 }
 
