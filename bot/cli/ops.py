@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
 from bot.appraisal.org_sync import OrgNotVisible
+from bot.appraisal.workcalendar import local
 from bot.cli.support import (CliError, cli_error, config_from_args, first_line, help_text, open_engine, require_current_schema,
                              subcommand_group)
 from bot.clock import SystemClock, clock_from_environment
@@ -162,7 +163,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     now = _moment(config, args.after, "--after") if args.after else SystemClock().now()
-    rows = [(spec, fire.astimezone(config.schedule.zone) if fire else None) for spec, fire in next_fire_times(config, now)]
+    rows = [(spec, local(config, fire)) for spec, fire in next_fire_times(config, now)]
     watched, unreadable = _watched_runs(config)
     print(render("ops/jobs_list.txt.j2", rows=rows, watched=watched, unreadable=unreadable, zone=config.schedule.zone))
     return 0
