@@ -1,8 +1,8 @@
-"""Configuration: config.toml (plus secrets from the environment) loaded into frozen, validated dataclasses.
-
-Import from here: the modules below split the work by what each owns (the service's sections, the appraisal's,
-problems and their reader, the admin's calendar file, scheme files, reading the whole)."""
+"""Configuration: config.toml (plus secrets from the environment) loaded into frozen, validated dataclasses."""
 from __future__ import annotations
+
+# Import from here. The modules below split the work by what each owns: the service's sections, the appraisal's,
+# problems and their reader, the admin's calendar file, scheme files, and reading the whole.
 
 from typing import Any
 
