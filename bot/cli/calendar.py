@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.appraisal import workcalendar
-from bot.config.calendar_file import Festival
 from bot.cli.support import CliError, config_from_args, help_text, subcommand_group
 from bot.config import Config
+from bot.config.calendar_file import Festival
 from bot.templates import render
 
 # How far around a holiday the "near holidays" part looks: the week before and the week after.
