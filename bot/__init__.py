@@ -1,1 +1,1 @@
-"""kpibot's transport and wiring: callback server, crypto, WeCom client, dispatcher, sender, scheduler, storage."""
+"""The application package: its folders are its layers (README "Layout"; pyproject.toml's import contracts)."""

@@ -35,7 +35,7 @@ from bot.appraisal.feedback360 import (
     suggested_raters,
 )
 from bot.appraisal.people import Org, Role, active_members, manager_or_admins, names_of
-from bot.appraisal.schemes import load_scheme
+from bot.config.schemes import load_scheme
 from bot.appraisal.workcalendar import local
 from bot.chat.routing import Context, ConversationHandle, ConversationSpec, Router
 from bot.clock import Clock

@@ -1,16 +1,23 @@
 """Operator commands: init, db upgrade, outbox and jobs, each with one clear line on bad input."""
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
+import jinja2
 import pytest
 from sqlalchemy import select
 
-from bot.cli.main import main
+from bot.cli.main import build_parser, main
 from bot.clock import SystemClock
 from bot.storage.db import make_engine, make_session_factory, transaction
 from bot.storage.models import OutboxMessage
+from bot.templates import render
 from bot.wecom.outbox import Outgoing, enqueue
+
+HELP_TEMPLATES = ("cli/help/main.txt.j2", "cli/help/ops.txt.j2", "cli/help/backup.txt.j2", "cli/help/calendar.txt.j2",
+                  "cli/help/data.txt.j2", "cli/help/doctor.txt.j2", "cli/help/sandbox.txt.j2", "cli/help/scoring.txt.j2")
 
 
 def _init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
@@ -79,3 +86,26 @@ def test_jobs_run_with_a_bad_time_is_one_line_and_exit_2(tmp_path: Path, capsys:
     config = _init(tmp_path, capsys)
     assert main(["--config", str(config), "jobs", "run", "org_sync", "--at", "tomorrow"]) == 2
     assert "--at" in capsys.readouterr().err
+
+
+def _subcommands(parser: argparse.ArgumentParser, path: str = "kpibot") -> Iterator[tuple[str, str | None]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield f"{path} {name}", helps.get(name)
+                yield from _subcommands(sub, f"{path} {name}")
+
+
+def test_every_command_and_subcommand_has_its_help_text_from_the_templates() -> None:
+    helps = dict(_subcommands(build_parser()))
+    assert [command for command, text in helps.items() if not text] == []
+    assert helps["kpibot serve"] == render("cli/help/ops.txt.j2", key="serve") == "启动回调服务、消息处理、发送与定时任务"
+    assert helps["kpibot db backup"].startswith("在线备份 SQLite 数据库到 FILE")
+    assert build_parser().description == "kpibot: 企业微信绩效考核机器人"
+
+
+@pytest.mark.parametrize("template", HELP_TEMPLATES)
+def test_a_help_template_fails_loudly_on_a_key_it_does_not_have(template: str) -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        render(template, key="no-such-option", default="")

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
-from bot.config import ConfigError, load_config, parse_config
+from bot.config import DEFAULT_REPORT_QUESTIONS, ConfigError, default_report_questions, load_config, parse_config
+from bot.templates import render, words
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -102,3 +103,21 @@ def test_a_scheme_with_errors_stops_start_up_with_its_problems_listed(tmp_path: 
     (problem,) = caught.value.problems
     assert problem.key == "appraisal.default_scheme"
     assert "权重合计为 90，应为 100" in problem.message and "行为指标权重合计为 0" in problem.message
+
+
+def test_problem_texts_are_the_config_templates_branches() -> None:
+    assert render("config/problem.txt.j2", code="between", range="0..10", unit=None, got=11) == "应在 0..10 之间 (got 11)"
+    assert render("config/problem.txt.j2", code="between", range="7..3650", unit="days", got=1) == \
+        "应在 7..3650 天之间 (got 1)"
+    assert render("config/problem.txt.j2", code="wrong_kind", kind="int", got="True") == "应为整数 (got True)"
+
+
+def test_the_default_report_questions_are_the_locales_texts_and_words() -> None:
+    questions = default_report_questions()
+    assert [(q.key, q.required) for q in questions] == [
+        ("key_actions", True), ("results", True), ("kr_progress", False), ("blockers", False), ("next_week", True)]
+    assert questions[0].title == render("config/report_questions.txt.j2", key="key_actions", part="title") == "本周关键动作"
+    assert questions[4].hint == "下周要做的关键动作"
+    assert questions[0].aliases == words("config.key_actions") == ("关键动作", "本周工作", "本周完成")
+    raw = {"wecom": {"corp_id": "ww1", "agent_id": 1, "secret": "s", "token": "t", "encoding_aes_key": "x" * 43}}
+    assert parse_config(raw, environ={}).weekly_report.questions == questions == DEFAULT_REPORT_QUESTIONS

@@ -22,7 +22,8 @@ from bot.appraisal.results.quality import Finding, finding_text
 from bot.storage.db import transaction
 from bot.sandbox.demo_org import DEMO_PEOPLE
 from bot.storage.models import AuditEntry, OutboxMessage, PeriodResult, QualityAcceptance
-from bot.sandbox.server import Sandbox, start_sandbox
+from bot.sandbox.running import Sandbox
+from bot.sandbox.server import start_sandbox
 from bot.templates import render
 from scoring import WAIVED, MemberData, Period
 from tests.test_sandbox_api import Api

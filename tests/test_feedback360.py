@@ -23,7 +23,7 @@ from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_
 from bot.appraisal.people import Person, Role
 from bot.jobs.feedback360 import DailyReport
 from bot.jobs.runner import JobRunner
-from bot.appraisal.schemes import load_scheme
+from bot.config.schemes import load_scheme
 from bot.templates import render
 from handlers.feedback360 import parse_deadline
 from scoring import MemberData, Period, compute_results

@@ -26,7 +26,10 @@ from bot.wecom import outbox
 from bot.storage.db import transaction
 from bot.storage.models import InboxMessage, JobRun
 from bot.wecom.outbox import Outgoing
-from bot.sandbox.server import STATIC_DIR, Sandbox, SandboxClock, SandboxStartError, start_sandbox
+from bot.sandbox.api import STATIC_DIR
+from bot.sandbox.running import Sandbox
+from bot.sandbox.scheduler import SandboxClock
+from bot.sandbox.server import SandboxStartError, start_sandbox
 from bot.templates import environment, render, template_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -431,7 +434,7 @@ def test_time_and_the_conversation_survive_a_restart(tmp_path: Path, org_sync_on
 
 
 def test_seed_steps_run_once_per_data_dir_unless_they_fill_the_fake(tmp_path: Path) -> None:
-    from bot.sandbox.server import SandboxState
+    from bot.sandbox.state import SandboxState
     from bot.sandbox.seed import SeedStep, previous_months, run_seed_steps
 
     ran: list[str] = []

@@ -27,7 +27,8 @@ from bot.wecom import outbox
 from bot.storage.db import transaction
 from bot.storage.models import InboxMessage, JobRun, WeeklyReport
 from bot.wecom.outbox import Outgoing
-from bot.sandbox.server import Sandbox, start_sandbox
+from bot.sandbox.running import Sandbox
+from bot.sandbox.server import start_sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

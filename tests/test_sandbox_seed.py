@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from bot.sandbox import demo_history
 from bot.storage.db import transaction
 from bot.storage.models import DataEntry, Idp, OutboxMessage, PeriodResult, ResultPeriod, SelfReview, WeeklyReport
-from bot.sandbox.server import Sandbox, start_sandbox
+from bot.sandbox.running import Sandbox
+from bot.sandbox.server import start_sandbox
 from bot.sandbox.seed import SEED_STEPS
 from tests.test_sandbox_api import START, Api, bot_text
 

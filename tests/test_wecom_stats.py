@@ -27,7 +27,7 @@ from bot.appraisal.indicator_sources import (
 )
 from bot.storage.models import OutboxMessage, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
 from bot.jobs.runner import JobRunner, job_by_id
-from bot.appraisal.schemes import load_scheme
+from bot.config.schemes import load_scheme
 from bot.templates import render
 from bot.appraisal.wecom_stats import SyncReport, sync_stats
 from bot.wecom.client import WECOM_ZONE

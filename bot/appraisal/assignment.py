@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import AppraisalConfig
 from bot.storage.models import Department
-from bot.appraisal.schemes import load_scheme
+from bot.config.schemes import load_scheme
 from scoring import Cycle, Dimension, Indicator, Scheme
 
 

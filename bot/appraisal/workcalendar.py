@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from bot.appraisal.calendar_file import CalendarFile, Festival
 from bot.appraisal.periods import Week
+from bot.config.calendar_file import CalendarFile, Festival
 from bot.config import Config, SelfReviewConfig, WeeklyReportConfig
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""The `kpibot` command line: main() and one module per command family."""
+"""The `kpibot` command line: main (the parser), support (what every command shares), one module per command family."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from bot.cli.support import subcommand_group
+from bot.cli.support import CliError, config_from_args, head_revision, help_text, subcommand_group
 from bot.templates import render
 
 # Exit code when kpibot backed nothing up itself and printed the server tool's command instead:
@@ -16,8 +16,7 @@ from bot.templates import render
 EXIT_USE_SERVER_TOOL = 3
 
 
-def _fail(code: str, exit_code: int = 2, **params: object) -> Exception:
-    from bot.cli.main import CliError
+def _fail(code: str, exit_code: int = 2, **params: object) -> CliError:
     return CliError(render("ops/db_backup_error.txt.j2", code=code, **params), exit_code)
 
 
@@ -73,8 +72,6 @@ def _check_backup(path: Path) -> str | None:
 
 
 def cmd_db_backup(args: argparse.Namespace) -> int:
-    from bot.cli.ops import config_from_args
-
     config = config_from_args(args)
     url = make_url(config.database.url.reveal())
     target = Path(args.file)
@@ -97,9 +94,6 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_db_restore(args: argparse.Namespace) -> int:
-    from bot.cli.ops import config_from_args
-    from bot.storage.db import migrations_dir
-
     config = config_from_args(args)
     url = make_url(config.database.url.reveal())
     backup = Path(args.file)
@@ -114,22 +108,15 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
     # transaction, so a reader sees either the old database or the restored one.
     with sqlite3.connect(f"file:{backup}?mode=ro", uri=True) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
-
-    from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
-
-    alembic_cfg = AlembicConfig()
-    alembic_cfg.set_main_option("script_location", str(migrations_dir()))
-    head = ScriptDirectory.from_config(alembic_cfg).get_current_head()
-    print(render("ops/db_restore.txt.j2", path=str(backup), revision=revision, head=head))
+    print(render("ops/db_restore.txt.j2", path=str(backup), revision=revision, head=head_revision()))
     return 0
 
 
 def add_parsers(subparsers: Any) -> None:
-    db = subcommand_group(subparsers, "db", "数据库")
-    backup = db.add_parser("backup", help="在线备份 SQLite 数据库到 FILE（PostgreSQL/MariaDB：打印 pg_dump/mariadb-dump 命令）")
+    db = subcommand_group(subparsers, "db", help_text("ops", "db"))  # `kpibot db` is ops' group (db upgrade)
+    backup = db.add_parser("backup", help=help_text("backup", "db.backup"))
     backup.add_argument("file", metavar="FILE")
     backup.set_defaults(func=cmd_db_backup)
-    restore = db.add_parser("restore", help="从 kpibot db backup 的文件恢复 SQLite 数据库（先停止 kpibot）")
+    restore = db.add_parser("restore", help=help_text("backup", "db.restore"))
     restore.add_argument("file", metavar="FILE")
     restore.set_defaults(func=cmd_db_restore)

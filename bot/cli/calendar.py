@@ -7,8 +7,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.appraisal import workcalendar
-from bot.appraisal.calendar_file import Festival
+from bot.cli.support import CliError, config_from_args, help_text, subcommand_group
 from bot.config import Config
+from bot.config.calendar_file import Festival
 from bot.templates import render
 
 # How far around a holiday the "near holidays" part looks: the week before and the week after.
@@ -51,6 +52,8 @@ class NearHoliday:
 
 def year_job_dates(config: Config, year: int) -> list[JobDates]:
     """Each calendar job's fire times in the year at which it acts (housekeeping is left out: not on the calendar)."""
+    # The job table loads every handler and job family: about 400 ms more at every `kpibot` command, `--help`
+    # included, were it imported at the top.
     from bot.jobs.runner import JOBS, fire_times
 
     zone = config.schedule.zone
@@ -85,9 +88,6 @@ def near_holidays(festivals: tuple[Festival, ...], jobs: list[JobDates]) -> list
 
 
 def cmd_calendar_show(args: argparse.Namespace) -> int:
-    from bot.cli.main import CliError
-    from bot.cli.ops import config_from_args
-
     config = config_from_args(args)  # installs the admin's calendar file
     year: int = args.year
     source = workcalendar.calendar_source(year)
@@ -117,8 +117,7 @@ def _weekday(day: date) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    calendar = subparsers.add_parser("calendar", help="工作日历：节假日、调休和定时任务的日期")
-    calendar_sub = calendar.add_subparsers(dest="calendar_command", metavar="SUBCOMMAND", required=True)
-    show = calendar_sub.add_parser("show", help="某一年的放假、调休上班日、数据来源，以及各定时任务在这一年的运行日期")
-    show.add_argument("year", type=int, metavar="YEAR", help="年份，例如 2027")
+    calendar = subcommand_group(subparsers, "calendar", help_text("calendar", "calendar"))
+    show = calendar.add_parser("show", help=help_text("calendar", "calendar.show"))
+    show.add_argument("year", type=int, metavar="YEAR", help=help_text("calendar", "calendar.show.YEAR"))
     show.set_defaults(func=cmd_calendar_show)

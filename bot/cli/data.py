@@ -2,49 +2,61 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time as _time
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from wechatpy.exceptions import WeChatClientException
 
-from bot.cli.ops import config_from_args, require_current_schema
-from bot.cli.support import subcommand_group
+from bot.appraisal.feedback360 import (DEFAULT_DEADLINE_DAYS, MIN_SHOWN, Feedback360Error, announce_close, progress,
+                                       require_open_round, start_round)
+from bot.appraisal.indicator_sources import data_quality_flags, period_days, wecom_metrics
+from bot.appraisal.results.quality import finding_text, wecom_findings
+from bot.appraisal.wecom_stats import SyncWindowError, check_window, members_to_sync, sync_stats, wecom_today
+from bot.cli.support import CliError, cli_error, config_from_args, help_text, require_current_schema, subcommand_group
+from bot.config.schemes import SchemeLoadError, load_scheme
+from bot.storage.db import transaction
+from bot.storage.models import Member
 from bot.templates import render
+from bot.wecom import outbox
+from bot.wecom.contact_stats import StatsNotPermitted, spans
+from scoring import Period, PeriodError
+from scoring.wecom_metrics import METRICS
+
+if TYPE_CHECKING:
+    from bot.app import KpiBot
 
 
-def _fail(message: str, exit_code: int = 2) -> Exception:
-    from bot.cli.main import CliError  # late: bot.cli.main imports this module
-    return CliError(message, exit_code)
-
-
-def _error_line(template: str, code: str, exit_code: int = 2, **params: Any) -> Exception:
-    return _fail(render(template, code=code, p=params), exit_code)
+def _error_line(template: str, code: str, exit_code: int = 2, **params: Any) -> CliError:
+    return CliError(render(template, code=code, p=params), exit_code)
 
 
 def add_parsers(subparsers: Any) -> None:
-    data = subcommand_group(subparsers, "data", "考核数据")
-    sync = data.add_parser("sync-wecom", help="拉取企业微信客户联系统计（默认昨天；--from 补拉，最多 180 天内）")
-    sync.add_argument("--from", dest="first", metavar="DATE", help="开始日期，例如 2026-09-01（默认昨天）")
-    sync.add_argument("--to", dest="last", metavar="DATE", help="结束日期（默认昨天）")
+    text = functools.partial(help_text, "data")
+    data = subcommand_group(subparsers, "data", text("data"))
+    sync = data.add_parser("sync-wecom", help=text("data.sync-wecom"))
+    sync.add_argument("--from", dest="first", metavar="DATE", help=text("data.sync-wecom.--from"))
+    sync.add_argument("--to", dest="last", metavar="DATE", help=text("data.sync-wecom.--to"))
     sync.set_defaults(func=cmd_sync_wecom)
-    metrics = data.add_parser("wecom-metrics", help="显示某期间由企业微信统计计算出的指标与数据质量提示")
-    metrics.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
-    metrics.add_argument("--member", action="append", metavar="USERID", help="只显示这些成员（可重复）")
+    metrics = data.add_parser("wecom-metrics", help=text("data.wecom-metrics"))
+    metrics.add_argument("--period", required=True, metavar="P", help=text("data.wecom-metrics.--period"))
+    metrics.add_argument("--member", action="append", metavar="USERID", help=text("data.wecom-metrics.--member"))
     metrics.set_defaults(func=cmd_wecom_metrics)
 
-    feedback = subcommand_group(subparsers, "360", "360 度反馈")
-    start = feedback.add_parser("start", help="发起一轮 360 反馈并通知成员提名评价人")
-    start.add_argument("--period", required=True, metavar="P", help="平均分计入的考核期间，例如 2026")
-    start.add_argument("--deadline", metavar="DATE", help="截止日期（默认 14 天后）")
-    start.add_argument("--name", default="", help="名称（默认“<期间> 跨部门协作 360 反馈”）")
-    start.add_argument("--scheme", default=None, help="取指标与行为锚定的方案（默认 [appraisal] default_scheme）")
+    feedback = subcommand_group(subparsers, "360", text("360"))
+    start = feedback.add_parser("start", help=text("360.start"))
+    start.add_argument("--period", required=True, metavar="P", help=text("360.start.--period"))
+    start.add_argument("--deadline", metavar="DATE", help=text("360.start.--deadline"))
+    start.add_argument("--name", default="", help=text("360.start.--name"))
+    start.add_argument("--scheme", default=None, help=text("360.start.--scheme"))
     start.set_defaults(func=cmd_360_start)
-    close = feedback.add_parser("close", help="结束进行中的一轮，通知成员结果")
+    close = feedback.add_parser("close", help=text("360.close"))
     close.set_defaults(func=cmd_360_close)
-    status = feedback.add_parser("status", help="进行中一轮的进度（只有数量）")
+    status = feedback.add_parser("status", help=text("360.status"))
     status.set_defaults(func=cmd_360_status)
 
 
@@ -55,8 +67,11 @@ def _parse_day(text: str) -> date:
         raise _error_line("wecom_stats/cli_error.txt.j2", "bad_date", text=text) from None
 
 
-def _bot(args: argparse.Namespace) -> Any:
+def _bot(args: argparse.Namespace) -> KpiBot:
+    # The composition root loads every handler, job and the web app: about 400 ms more at every `kpibot` command,
+    # `--help` included, were it imported at the top.
     from bot.app import KpiBot
+
     bot = KpiBot(config_from_args(args))
     require_current_schema(bot.engine)
     return bot
@@ -65,10 +80,6 @@ def _bot(args: argparse.Namespace) -> Any:
 # -- data sync-wecom ------------------------------------------------------------------------------------------
 
 def cmd_sync_wecom(args: argparse.Namespace) -> int:
-    from bot.storage.db import transaction
-    from bot.appraisal.wecom_stats import SyncWindowError, check_window, members_to_sync, sync_stats, wecom_today
-    from bot.wecom.contact_stats import StatsNotPermitted, spans
-
     bot = _bot(args)
     try:
         if not bot.config.wecom_stats.enabled:
@@ -116,20 +127,10 @@ def _progress_printer(first: date, last: date) -> Callable[[int, int], None]:
 
 
 def cmd_wecom_metrics(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from bot.appraisal.results.quality import finding_text, wecom_findings
-    from bot.storage.db import transaction
-    from bot.appraisal.indicator_sources import data_quality_flags, period_days, wecom_metrics
-    from bot.storage.models import Member
-    from bot.appraisal.wecom_stats import members_to_sync, wecom_today
-    from scoring import Period, PeriodError
-    from scoring.wecom_metrics import METRICS
-
     try:
         period = str(Period.parse(args.period))
     except PeriodError:
-        raise _fail(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from None
+        raise cli_error("period.invalid", period=args.period) from None
     bot = _bot(args)
     try:
         with transaction(bot.sessions) as session:
@@ -150,21 +151,13 @@ def cmd_wecom_metrics(args: argparse.Namespace) -> int:
 
 # -- 360 ------------------------------------------------------------------------------------------------------
 
-def _send_via_outbox(session: Any, locale: str, now: Any, prefix: str) -> Callable[..., None]:
-    from bot.wecom import outbox
-    from bot.wecom.outbox import Outgoing
-
+def _send_via_outbox(session: Any, config: Any, now: Any, prefix: str) -> Callable[..., None]:
     def send(userid: str, template: str, **variables: Any) -> None:
-        text = render(template, locale, **variables)
-        message = Outgoing.markdown(userid, text) if ".md." in template else Outgoing.text(userid, text)
-        outbox.enqueue(session, f"{prefix}:{userid}:{template}", message, now)
+        outbox.send(session, config, f"{prefix}:{userid}:{template}", userid, template, now, **variables)
     return send
 
 
 def _run_360(args: argparse.Namespace, work: Callable[[Any, Any], str]) -> int:
-    from bot.storage.db import transaction
-    from bot.appraisal.feedback360 import Feedback360Error
-
     bot = _bot(args)
     try:
         with transaction(bot.sessions) as session:
@@ -173,7 +166,7 @@ def _run_360(args: argparse.Namespace, work: Callable[[Any, Any], str]) -> int:
         while bot.sender.send_due():
             pass
     except Feedback360Error as error:
-        raise _fail(render(error.template, **error.variables), 1) from None
+        raise CliError(render(error.template, **error.variables), 1) from None
     finally:
         bot.engine.dispose()
     print(text)
@@ -181,9 +174,6 @@ def _run_360(args: argparse.Namespace, work: Callable[[Any, Any], str]) -> int:
 
 
 def cmd_360_start(args: argparse.Namespace) -> int:
-    from bot.appraisal.feedback360 import DEFAULT_DEADLINE_DAYS, MIN_SHOWN, start_round
-    from bot.appraisal.schemes import SchemeLoadError, load_scheme
-
     def work(bot: Any, session: Any) -> str:
         now = bot.clock.now()
         today = now.astimezone(bot.config.schedule.zone).date()
@@ -191,11 +181,11 @@ def cmd_360_start(args: argparse.Namespace) -> int:
         try:
             scheme = load_scheme(args.scheme or bot.config.appraisal.default_scheme)
         except SchemeLoadError as error:
-            raise _fail(str(error), 2) from None
+            raise CliError(str(error), 2) from None
         opener = bot.config.org.admins[0] if bot.config.org.admins else "cli"
         round_, count = start_round(session, period=args.period, deadline=deadline, name=args.name, by=opener,
                                     scheme=scheme, now=now,
-                                    send=_send_via_outbox(session, bot.config.bot.locale, now, f"cli:360:start:{now:%Y%m%d%H%M%S}"))
+                                    send=_send_via_outbox(session, bot.config, now, f"cli:360:start:{now:%Y%m%d%H%M%S}"))
         return render("feedback360/cli_result.txt.j2", action="start", round=round_, count=count, shown=0,
                       min_shown=MIN_SHOWN)
 
@@ -203,13 +193,11 @@ def cmd_360_start(args: argparse.Namespace) -> int:
 
 
 def cmd_360_close(args: argparse.Namespace) -> int:
-    from bot.appraisal.feedback360 import MIN_SHOWN, announce_close, require_open_round
-
     def work(bot: Any, session: Any) -> str:
         now = bot.clock.now()
         round_ = require_open_round(session)
         results = announce_close(session, round_, now, bot.config.org.admins,
-                                 _send_via_outbox(session, bot.config.bot.locale, now, f"cli:360:close:{round_.id}"))
+                                 _send_via_outbox(session, bot.config, now, f"cli:360:close:{round_.id}"))
         return render("feedback360/cli_result.txt.j2", action="close", round=round_, count=len(results),
                       shown=sum(1 for r in results if r.shown), min_shown=MIN_SHOWN)
 
@@ -217,8 +205,6 @@ def cmd_360_close(args: argparse.Namespace) -> int:
 
 
 def cmd_360_status(args: argparse.Namespace) -> int:
-    from bot.appraisal.feedback360 import progress, require_open_round
-
     def work(bot: Any, session: Any) -> str:
         round_ = require_open_round(session)
         return render("feedback360/status.txt.j2", round=round_, progress=progress(session, round_), scope="all")

@@ -14,10 +14,15 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.appraisal.workcalendar import has_calendar_data
+from bot.cli.support import first_line, head_revision, help_text, open_engine
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError, default_config_path, load_config
-from bot.wecom.sender import current_pause
+from bot.storage.db import current_revision, make_session_factory, transaction
+from bot.storage.models import OutboxMessage
 from bot.templates import render
+from bot.wecom.crypto import CallbackCrypto
+from bot.wecom.sender import current_pause
 
 # WeCom's 60020 errmsg names the address it saw: "... from ip: 203.0.113.7, more info at ...".
 _SEEN_IP = re.compile(r"from ip:\s*([0-9A-Fa-f.:*x]+)")
@@ -55,36 +60,24 @@ class _WeCom:
         return result
 
 
-def _short(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text[:200]}"
-
-
 def check_config(path: Path) -> tuple[Check, Config | None]:
     try:
         config = load_config(path)
     except ConfigError as error:
         return Check("config", False, {"path": str(path), "error": str(error)}), None
     except OSError as error:
-        return Check("config", False, {"path": str(path), "error": _short(error)}), None
+        return Check("config", False, {"path": str(path), "error": first_line(error)}), None
     return Check("config", True, {"path": str(path)}), config
 
 
 def check_database(config: Config) -> tuple[Check, Any]:
     """Reachable, and at Alembic's head revision; returns the engine when reachable."""
-    from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
-
-    from bot.storage.db import current_revision, make_engine, migrations_dir
-
-    alembic = AlembicConfig()
-    alembic.set_main_option("script_location", str(migrations_dir()))
-    head = ScriptDirectory.from_config(alembic).get_current_head()
+    head = head_revision()
     try:
-        engine = make_engine(config.database.url.reveal())
+        engine = open_engine(config)
         current = current_revision(engine)
     except Exception as error:  # noqa: BLE001 - any failure to connect is this check's answer
-        return Check("database", False, {"error": _short(error)}), None
+        return Check("database", False, {"error": first_line(error)}), None
     return Check("database", current == head, {"current": current, "head": head}), engine
 
 
@@ -92,7 +85,7 @@ def check_token(wecom: _WeCom, config: Config) -> Check:
     try:
         result = wecom.get("gettoken", corpid=config.wecom.corp_id, corpsecret=config.wecom.secret.reveal())
     except (requests.RequestException, ValueError) as error:
-        return Check("gettoken", False, {"error": _short(error), "base": wecom.base})
+        return Check("gettoken", False, {"error": first_line(error), "base": wecom.base})
     errcode = int(result.get("errcode") or 0)
     if errcode == 0 and result.get("access_token"):
         wecom.token = str(result["access_token"])
@@ -111,7 +104,7 @@ def check_trusted_ip(wecom: _WeCom) -> tuple[Check, dict[str, Any] | None]:
     try:
         result = wecom.get("department/list")
     except (requests.RequestException, ValueError) as error:
-        return Check("trusted_ip", False, {"error": _short(error)}), None
+        return Check("trusted_ip", False, {"error": first_line(error)}), None
     errcode = int(result.get("errcode") or 0)
     if errcode == UNTRUSTED_IP:
         seen = _SEEN_IP.search(str(result.get("errmsg", "")))
@@ -160,8 +153,6 @@ def check_admins(wecom: _WeCom, config: Config) -> Check:
 
 
 def check_calendar(config: Config, clock: Clock) -> Check:
-    from bot.appraisal.workcalendar import has_calendar_data
-
     year = clock.now().astimezone(config.schedule.zone).year
     unknown = [y for y in (year, year + 1) if not has_calendar_data(y)]
     return Check("calendar", not unknown, {"years": [year, year + 1], "unknown": unknown})
@@ -174,9 +165,6 @@ def outbox_pause_reason(session: Session) -> str | None:
 
 
 def check_outbox(engine: Any, clock: Clock) -> Check:
-    from bot.storage.db import make_session_factory, transaction
-    from bot.storage.models import OutboxMessage
-
     now = clock.now()
     with transaction(make_session_factory(engine)) as session:
         paused = outbox_pause_reason(session)
@@ -192,8 +180,6 @@ def check_outbox(engine: Any, clock: Clock) -> Check:
 def check_public_url(url: str, config: Config) -> Check:
     """WeCom's URL verification (GET with an encrypted echostr) through the public address: the answer must be
     the decrypted echostr, which only our callback with this config's Token and EncodingAESKey gives."""
-    from bot.wecom.crypto import CallbackCrypto
-
     crypto = CallbackCrypto(config.wecom.token.reveal(), config.wecom.encoding_aes_key.reveal(), config.wecom.corp_id)
     plain = secrets.token_hex(8)
     echostr = crypto.encrypt(plain)
@@ -203,7 +189,7 @@ def check_public_url(url: str, config: Config) -> Check:
     try:
         response = requests.get(url, params=params, timeout=max(5.0, config.wecom.request_timeout))
     except requests.RequestException as error:
-        return Check("public_url", False, {"url": url, "error": _short(error)})
+        return Check("public_url", False, {"url": url, "error": first_line(error)})
     if response.status_code != 200:
         return Check("public_url", False, {"url": url, "status": response.status_code})
     return Check("public_url", response.text == plain, {"url": url, "status": 200})
@@ -234,7 +220,7 @@ def run_checks(config_path: Path, *, clock: Clock, public_url: str | None = None
             by = "gettoken" if not token.ok else "trusted_ip"
             checks.extend([_blocked("departments", by), _blocked("admins", by)])
     except (requests.RequestException, ValueError) as error:
-        checks.append(Check("wecom", False, {"error": _short(error)}))
+        checks.append(Check("wecom", False, {"error": first_line(error)}))
     finally:
         wecom.http.close()
     checks.append(check_calendar(config, clock))
@@ -264,7 +250,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    parser = subparsers.add_parser("doctor", help="检查部署：配置、数据库、企业微信（Secret、可信IP、可见范围）、管理员、日历、发送队列")
-    parser.add_argument("--public-url", metavar="URL",
-                        help="经公网地址做一次企业微信的 URL 验证，例如 https://kpi.example.com/wecom/callback")
+    parser = subparsers.add_parser("doctor", help=help_text("doctor", "doctor"))
+    parser.add_argument("--public-url", metavar="URL", help=help_text("doctor", "doctor.--public-url"))
     parser.set_defaults(func=cmd_doctor)

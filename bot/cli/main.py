@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from jinja2 import TemplateNotFound
 
 from bot.cli import backup as cli_backup, calendar as cli_calendar, data as cli_data, doctor as cli_doctor, ops as cli_ops, results as cli_results, sandbox as cli_sandbox, scoring as cli_scoring
+from bot.cli.support import CliError, help_text
+from bot.templates import TEMPLATE_ROOT
 
 # Each module adds its subcommands with add_parsers(subparsers); each subcommand sets
 # `func(args) -> int` as its handler. Listed explicitly so a newcomer sees every command here.
@@ -15,17 +17,9 @@ COMMAND_MODULES: list = [cli_ops, cli_backup, cli_scoring, cli_sandbox, cli_data
                          cli_doctor]
 
 
-class CliError(Exception):
-    """A problem to report as one clear line with a non-zero exit code."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kpibot", description="kpibot: 企业微信绩效考核机器人")
-    parser.add_argument("--config", default=None, help="path to config.toml (default: ./config.toml or $KPIBOT_CONFIG)")
+    parser = argparse.ArgumentParser(prog="kpibot", description=help_text("main", "kpibot"))
+    parser.add_argument("--config", default=None, help=help_text("main", "--config"))
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_parsers(subparsers)
@@ -33,13 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
     try:
+        parser = build_parser()  # its help texts are templates too
+        args = parser.parse_args(argv)
+        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
         return func(args)
     except CliError as error:
         print(f"kpibot: {error}", file=sys.stderr)
@@ -48,14 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except TemplateNotFound as error:
         # Its traceback would hide the real message; say what is missing and where it was looked for.
-        from bot.templates import TEMPLATE_ROOT
         print(f"kpibot: message template {error.name} not found under {TEMPLATE_ROOT}: the installation is "
               f"incomplete (reinstall kpibot)", file=sys.stderr)
         return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
-    # `python -m bot.cli.main` runs this file as __main__; go through the canonical module so that
-    # CliError raised by command modules (which import bot.cli.main) is the class main() catches.
-    from bot.cli.main import main as canonical_main
-    sys.exit(canonical_main())
+if __name__ == "__main__":  # pragma: no cover - `python -m bot.cli.main`, as the crash tests start it
+    sys.exit(main())

@@ -20,9 +20,8 @@ from bot.appraisal.results.gate import ALL, AcceptError, accept, accepted, perio
 from bot.appraisal.results.publish import release_accepted
 from bot.appraisal.results.quality import finding_text
 from bot.appraisal.results.roster import Roster
-from bot.cli.ops import config_from_args, require_current_schema
 from bot.cli.scoring import _text
-from bot.cli.support import subcommand_group
+from bot.cli.support import CliError, config_from_args, require_current_schema, subcommand_group
 from bot.clock import SystemClock
 from bot.jobs.results import terminal_progress
 from bot.storage.db import make_engine, make_session_factory, transaction
@@ -34,7 +33,6 @@ IMPORT_CHUNK = 1000  # rows per transaction: every row is checked first, so a ch
 
 
 def _fail(message: str, exit_code: int = 2) -> Exception:
-    from bot.cli.main import CliError  # late: bot.cli.main imports this module
     return CliError(message, exit_code)
 
 

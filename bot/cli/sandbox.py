@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from bot.cli.support import CliError, help_text
 from bot.templates import render
 
 DEFAULT_PORT = 8000
@@ -46,7 +48,8 @@ def _open_browser(url: str) -> bool:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from bot.cli.main import CliError
+    # The sandbox runs the whole app: loading it costs about 500 ms at every `kpibot` command, `--help` included,
+    # were it imported at the top.
     from bot.sandbox.server import SandboxStartError, start_sandbox
 
     data_dir = Path(args.data)
@@ -69,13 +72,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    sandbox = subparsers.add_parser(
-        "sandbox", help="在浏览器里试用整个机器人：内置模拟企业微信、示例组织和仿企业微信页面（仅本机）",
-        description="在一个进程里启动内置的模拟企业微信（含示例组织）、真实的机器人和一个仿企业微信的网页，"
-                    "只监听 127.0.0.1，不需要企业微信账号，也不访问外网。")
-    sandbox.add_argument("--port", type=int, default=DEFAULT_PORT,
-                         help=f"页面和回调共用的端口，只监听 127.0.0.1（默认 {DEFAULT_PORT}；0 表示任选空闲端口）")
+    text = functools.partial(help_text, "sandbox")
+    sandbox = subparsers.add_parser("sandbox", help=text("sandbox"), description=text("sandbox.description"))
+    sandbox.add_argument("--port", type=int, default=DEFAULT_PORT, help=text("sandbox.--port", default=DEFAULT_PORT))
     sandbox.add_argument("--data", default=DEFAULT_DATA_DIR, metavar="DIR",
-                         help=f"沙盒的数据库和对话记录所在目录（默认 ./{DEFAULT_DATA_DIR}；删除即从头开始）")
-    sandbox.add_argument("--no-browser", action="store_true", help="不自动打开浏览器")
+                         help=text("sandbox.--data", default=DEFAULT_DATA_DIR))
+    sandbox.add_argument("--no-browser", action="store_true", help=text("sandbox.--no-browser"))
     sandbox.set_defaults(func=cmd_sandbox)

@@ -5,12 +5,13 @@ import argparse
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from bot.appraisal.datafile import DataFileError, read_data_file, rows_to_members
-from bot.appraisal.schemes import SchemeLoadError, SchemeSource, check_scheme_source
+from bot.cli.support import CliError, cli_error, help_text, subcommand_group
+from bot.config.schemes import SchemeLoadError, SchemeSource, check_scheme_source
 from bot.templates import render
 from scoring import (
     BandsRule,
@@ -29,19 +30,18 @@ from scoring.scheme import Indicator, WeightRange
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    scheme = subparsers.add_parser("scheme", help="考核方案：检查方案文件或内置预设")
-    scheme_commands = scheme.add_subparsers(dest="scheme_command", metavar="SUBCOMMAND", required=True)
-    check = scheme_commands.add_parser("check", help="列出指标并报告方案的全部问题（有错误时退出码为 1）")
-    check.add_argument("source", metavar="FILE_OR_PRESET", help="方案 TOML 文件路径或预设名")
+    text = functools.partial(help_text, "scoring")
+    scheme = subcommand_group(subparsers, "scheme", text("scheme"))
+    check = scheme.add_parser("check", help=text("scheme.check"))
+    check.add_argument("source", metavar="FILE_OR_PRESET", help=text("scheme.check.FILE_OR_PRESET"))
     check.set_defaults(func=run_scheme_check)
 
-    score = subparsers.add_parser("score", help="计分：用数据文件预览考核结果")
-    score_commands = score.add_subparsers(dest="score_command", metavar="SUBCOMMAND", required=True)
-    preview = score_commands.add_parser("preview", help="按方案和数据文件计算某一期间的结果（不保存）")
-    preview.add_argument("--scheme", required=True, metavar="FILE_OR_PRESET", help="方案 TOML 文件路径或预设名")
-    preview.add_argument("--data", required=True, metavar="CSV", help="数据文件（CSV 或 XLSX）")
-    preview.add_argument("--period", required=True, metavar="P", help="期间：2026-11、2026-Q4 或 2026")
-    preview.add_argument("--format", choices=("table", "json"), default="table", help="输出格式（默认 table）")
+    score = subcommand_group(subparsers, "score", text("score"))
+    preview = score.add_parser("preview", help=text("score.preview"))
+    preview.add_argument("--scheme", required=True, metavar="FILE_OR_PRESET", help=text("score.preview.--scheme"))
+    preview.add_argument("--data", required=True, metavar="CSV", help=text("score.preview.--data"))
+    preview.add_argument("--period", required=True, metavar="P", help=text("score.preview.--period"))
+    preview.add_argument("--format", choices=("table", "json"), default="table", help=text("score.preview.--format"))
     preview.set_defaults(func=run_score_preview)
 
 
@@ -60,31 +60,11 @@ def problem_view(problem: Problem) -> dict[str, Any]:
             "params": {name: _text(value) for name, value in problem.params.items()}}
 
 
-class _Abort(Exception):
-    """A one-line failure of a command: printed as `kpibot: <message>`, exit code 2.
-
-    Kept local rather than raising bot.cli.main.CliError so the flow also holds when bot.cli.main runs as
-    `python -m bot.cli.main` (then bot.cli.main is imported twice and its CliError would be a different class)."""
-
-
-def _one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except _Abort as abort:
-            print(f"kpibot: {abort}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def _load_source(source: str) -> tuple[SchemeSource, Scheme | None, list[Problem]]:
     try:
         return check_scheme_source(source)
     except SchemeLoadError as exc:
-        raise _Abort(render("cli/error.txt.j2", code=exc.code,
-                                params={k: _text(v) for k, v in exc.params.items()})) from exc
+        raise cli_error(exc.code, **{k: _text(v) for k, v in exc.params.items()}) from exc
 
 
 def _rule_view(indicator: Indicator) -> dict[str, str]:
@@ -124,7 +104,6 @@ def _indicator_rows(scheme: Scheme) -> list[dict[str, Any]]:
 # --- scheme check ------------------------------------------------------------------------------------
 
 
-@_one_line_errors
 def run_scheme_check(args: argparse.Namespace) -> int:
     source, scheme, problems = _load_source(args.source)
     error_count = sum(1 for problem in problems if problem.is_error)
@@ -195,7 +174,6 @@ def results_json(results: PeriodResults, scheme_problems: Iterable[Problem] = ()
     }
 
 
-@_one_line_errors
 def run_score_preview(args: argparse.Namespace) -> int:
     source, scheme, problems = _load_source(args.scheme)
     if scheme is None or any(problem.is_error for problem in problems):
@@ -206,14 +184,14 @@ def run_score_preview(args: argparse.Namespace) -> int:
     try:
         period = Period.parse(args.period)
     except PeriodError as exc:
-        raise _Abort(render("cli/error.txt.j2", code="period.invalid", params={"period": args.period})) from exc
+        raise cli_error("period.invalid", period=args.period) from exc
     try:
         rows = read_data_file(args.data)
     except DataFileError as exc:
-        raise _Abort(render("cli/datafile_error.txt.j2", path=exc.path,
-                                errors=[{"line": e.line, "code": e.code,
-                                         "params": {k: _text(v) for k, v in e.params.items()}}
-                                        for e in exc.errors])) from exc
+        raise CliError(render("cli/datafile_error.txt.j2", path=exc.path,
+                              errors=[{"line": e.line, "code": e.code,
+                                       "params": {k: _text(v) for k, v in e.params.items()}}
+                                      for e in exc.errors])) from exc
     results = compute_results(scheme, period, rows_to_members(rows))
     if args.format == "json":
         print(json.dumps(results_json(results, problems), ensure_ascii=False, indent=2))

@@ -38,16 +38,27 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.sandbox import demo_org
+from bot.appraisal.results import close, publish, schedule, store
+from bot.appraisal.assignment import behaviour_indicators_due, cycles_due
+from bot.appraisal.entries import is_manager_rated, period_of_cycle, record
+from bot.appraisal.indicator_sources import source_kind
+from bot.appraisal.results.compute import SELF_REVIEW_SOURCES
+from bot.appraisal.results.roster import Roster
+from bot.appraisal.wecom_stats import members_to_sync, sync_stats, sync_window
+from bot.appraisal.workcalendar import (next_workday, review_prompt_day, shift_week, week_of, weekly_deadline,
+                                        weekly_prompt_time)
+from bot.sandbox import demo_history, demo_org, demo_stats
+from bot.sandbox.state import SandboxState
 from bot.storage.db import transaction
 from bot.storage.models import DataEntry, Member, OutboxMessage, SelfReview, WeeklyReport
+from scoring import Cycle, Period
+from scoring.wecom_metrics import METRIC_KEYS
 
 if TYPE_CHECKING:
     from bot.app import KpiBot
     from bot.clock import Clock
     from bot.config import Config
     from bot.fakes.wecom import FakeWeCom
-    from bot.sandbox.server import SandboxState
     from scoring import Scheme
 
 log = logging.getLogger(__name__)
@@ -115,9 +126,6 @@ def seed_org(ctx: SeedContext) -> None:
 def _first_data_day(ctx: SeedContext) -> date:
     """The first day the history needs figures for: the start of the quarter of the first history month, within
     the 180 days WeCom keeps (bot.appraisal.wecom_stats.sync_window)."""
-    from bot.sandbox import demo_history
-    from bot.appraisal.wecom_stats import sync_window
-
     today = ctx.now.date()
     first = date.fromisoformat(demo_history.data_months(today, ctx.history_months)[0] + "-01")
     return max(first, sync_window(today)[0])
@@ -128,8 +136,6 @@ def seed_contact_statistics(ctx: SeedContext) -> None:
     the history's months (and the quarter they start in) and going on after today, so the nightly pull keeps
     finding plausible days as sandbox time moves; one day of the current month is broken on purpose for the
     data-quality gate to find."""
-    from bot.sandbox import demo_stats
-
     today = ctx.now.date()
     demo_stats.populate(ctx.fake, today, days=(today - _first_data_day(ctx)).days, ahead=demo_stats.AHEAD_DAYS)
     demo_stats.break_one_day(ctx.fake, today)
@@ -137,8 +143,6 @@ def seed_contact_statistics(ctx: SeedContext) -> None:
 
 def _people(session: Session, config: Config) -> list[tuple[Member, Scheme, str | None]]:
     """Every active member with their scheme and the manager who rates them (None at the top)."""
-    from bot.appraisal.results.roster import Roster
-
     roster = Roster.load(session, config)
     members = session.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.userid)).all()
     return [(member, roster.scheme(member.userid), roster.team(member.userid)) for member in members]
@@ -146,9 +150,6 @@ def _people(session: Session, config: Config) -> list[tuple[Member, Scheme, str 
 
 def seed_weekly_reports(ctx: SeedContext) -> None:
     """A submitted report per member for each of the last 13 weeks whose deadline has passed."""
-    from bot.sandbox import demo_history
-    from bot.appraisal.workcalendar import shift_week, weekly_deadline, weekly_prompt_time, week_of
-
     config = ctx.bot.config
     rules, zone = config.weekly_report, config.schedule.zone
     weeks = []
@@ -174,14 +175,6 @@ def seed_weekly_reports(ctx: SeedContext) -> None:
 def seed_kpi_data(ctx: SeedContext) -> None:
     """WeCom's figures through the real statistics pull, then every number typed in or imported (bot.appraisal.entries),
     for the history months, the current month and their quarters."""
-    from bot.sandbox import demo_history
-    from bot.appraisal.entries import is_manager_rated, record
-    from bot.appraisal.indicator_sources import source_kind
-    from bot.appraisal.results.compute import SELF_REVIEW_SOURCES
-    from bot.appraisal.wecom_stats import members_to_sync, sync_stats
-    from scoring import Cycle
-    from scoring.wecom_metrics import METRIC_KEYS
-
     config = ctx.bot.config
     yesterday = ctx.now.date() - timedelta(days=1)
     with ctx.session() as session:
@@ -217,9 +210,6 @@ def seed_kpi_data(ctx: SeedContext) -> None:
 
 def _entered_at(ctx: SeedContext, period: str) -> datetime:
     """When a period's numbers came in: the first workday after it (the current month's: now)."""
-    from scoring import Period
-    from bot.appraisal.workcalendar import next_workday
-
     last = Period.parse(period).months()[-1]
     year, month = (last.year + 1, 1) if last.index == 12 else (last.year, last.index + 1)
     day = next_workday(date(year, month, 1) - timedelta(days=1))
@@ -230,12 +220,6 @@ def _entered_at(ctx: SeedContext, period: str) -> datetime:
 def seed_reviews(ctx: SeedContext) -> None:
     """The self-reviews of the history months, and the managers' ratings of every month with data (the history,
     the rest of its first quarter, this month)."""
-    from bot.sandbox import demo_history
-    from bot.appraisal.assignment import behaviour_indicators_due, cycles_due
-    from bot.appraisal.entries import is_manager_rated, period_of_cycle, record
-    from bot.appraisal.workcalendar import review_prompt_day
-    from scoring import Period
-
     config = ctx.bot.config
     zone = config.schedule.zone
     current = demo_history.month_text(ctx.now.date())
@@ -281,9 +265,6 @@ def _one_transaction(ctx: SeedContext) -> Iterator[sessionmaker[Session]]:
 def seed_published_results(ctx: SeedContext) -> None:
     """Close and publish each history month (with the quarter or year it ends) through bot.appraisal.results, at the moments
     the schedule would have; the messages those runs queue are recorded as delivered then, not sent now."""
-    from bot.appraisal.results import close, publish, schedule, store
-    from scoring import Period
-
     config = ctx.bot.config
     for month in ctx.history_months:
         period = Period.parse(month)

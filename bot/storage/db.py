@@ -151,6 +151,8 @@ def migrations_dir() -> Path:
 
 def upgrade_database(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (creating it on an empty database)."""
+    # Alembic is imported when the schema is read or changed, not with this module: loading it costs several
+    # hundred milliseconds, and every process (each `kpibot` command, `--help` included) imports this module.
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -162,7 +164,7 @@ def upgrade_database(engine: Engine) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.migration import MigrationContext  # when needed: see upgrade_database
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

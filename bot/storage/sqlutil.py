@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
@@ -18,14 +19,11 @@ def insert_ignoring_duplicates(session: Session | Connection, table: Table, rows
         return 0
     dialect = (session.dialect if isinstance(session, Connection) else session.get_bind().dialect).name
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-        statement = insert(table).on_conflict_do_nothing()
+        statement = sqlite.insert(table).on_conflict_do_nothing()
     elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-        statement = insert(table).on_conflict_do_nothing()
+        statement = postgresql.insert(table).on_conflict_do_nothing()
     elif dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert
-        statement = insert(table).prefix_with("IGNORE")
+        statement = mysql.insert(table).prefix_with("IGNORE")
     else:  # pragma: no cover - only the three supported backends reach here
         raise RuntimeError(f"unsupported database dialect {dialect}")
     inserted = 0

@@ -1,11 +1,11 @@
-"""bot/appraisal/schemes.py: a scheme from a file path or a preset name, typed errors when it cannot be used."""
+"""bot/config/schemes.py: a scheme from a file path or a preset name, typed errors when it cannot be used."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from bot.appraisal.schemes import SchemeLoadError, load_scheme, read_scheme_source
+from bot.config.schemes import SchemeLoadError, load_scheme, read_scheme_source
 from scoring import preset_text
 
 

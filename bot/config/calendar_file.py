@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import ConfigProblem
+from bot.config.problems import ConfigProblem
+from bot.templates import render_error
 
 # A holiday never runs longer than this (see workcalendar._LONGEST_BREAK): a longer range is a typo.
 LONGEST_HOLIDAY = timedelta(days=40)
@@ -70,7 +71,6 @@ class CalendarFileError(Exception):
 
 
 def _message(code: str, **params: Any) -> str:
-    from bot.templates import render_error
     return render_error("calendar/problem.txt.j2", code, code=code, **params)
 
 
@@ -105,12 +105,7 @@ def parse_calendar(raw: dict[str, Any], path: Path) -> CalendarFile:
             problem(key, "not_a_table")
             continue
         year = int(key)
-        for unknown in sorted(set(table) - _YEAR_KEYS):
-            problem(f"{key}.{unknown}", "unknown_key")
-        source = table.get("source", "")
-        if not isinstance(source, str):
-            problem(f"{key}.source", "not_text")
-            source = ""
+        source = _text_of(table, key, _YEAR_KEYS, "source", problem)
         entries = table.get("holiday")
         if not isinstance(entries, list) or not entries or not all(isinstance(item, dict) for item in entries):
             problem(f"{key}.holiday", "no_holidays", year=year)
@@ -123,14 +118,20 @@ def parse_calendar(raw: dict[str, Any], path: Path) -> CalendarFile:
     return CalendarFile(path, tuple(sorted(years, key=lambda entry: entry.year)))
 
 
+def _text_of(table: dict[str, Any], key: str, known: set[str], name: str, problem: Any) -> str:
+    """The text `name` of a table ("" when absent or not text), after naming every key the table may not have."""
+    for unknown in sorted(set(table) - known):
+        problem(f"{key}.{unknown}", "unknown_key")
+    value = table.get(name, "")
+    if not isinstance(value, str):
+        problem(f"{key}.{name}", "not_text")
+        return ""
+    return value
+
+
 def _festival(item: dict[str, Any], key: str, year: int, seen_days: dict[date, str],
               problem: Any) -> Festival | None:
-    for unknown in sorted(set(item) - _HOLIDAY_KEYS):
-        problem(f"{key}.{unknown}", "unknown_key")
-    name = item.get("name", "")
-    if not isinstance(name, str):
-        problem(f"{key}.name", "not_text")
-        name = ""
+    name = _text_of(item, key, _HOLIDAY_KEYS, "name", problem)
     first = _date(item, "from", key, year, problem, required=True)
     last = _date(item, "to", key, year, problem, required=False) or first
     workdays_raw = item.get("workdays", [])
