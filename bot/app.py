@@ -37,10 +37,9 @@ class KpiBot:
         self.engine = engine or make_engine(config.database.url.reveal(), pool_size=config.server.threads + 8)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.client = WeComClient(config.wecom, self.sessions, self.clock)
-        self.dispatcher = Dispatcher(routers if routers is not None else ROUTERS)
+        self.dispatcher = Dispatcher(routers if routers is not None else ROUTERS, config, self.clock)
         self.sender = Sender(config, self.sessions, self.client, self.clock)
-        self.services: dict[str, Any] = {"dispatcher": self.dispatcher, "client": self.client, "bot": self}
-        self.inbox = InboxProcessor(config, self.sessions, self.dispatcher, self.clock, self.services,
+        self.inbox = InboxProcessor(config, self.sessions, self.dispatcher.handle, self.clock,
                                     after_commit=self.sender.wake)
         self.rejections = Rejections(self.clock)
         self.flask = self._create_flask()

@@ -17,6 +17,7 @@ from bot.wecom import cards, outbox, plain_text
 from bot.config import Config, ReportQuestion
 from bot.storage.models import Conversation, Member, WeeklyReport
 from bot.wecom.outbox import Outgoing
+from bot.chat.conversation import open_conversation
 from bot.chat.routing import Context, ConversationSpec, Role, Router
 from bot.templates import render
 from bot.appraisal.workcalendar import (end_of_day, next_workday, parse_week, shift_week, week_days, week_of,
@@ -835,16 +836,7 @@ def open_waiting_conversation(session: Session, existing: Conversation | None, u
     Never over a conversation the member is in the middle of; an expired one or a prompt they
     never answered may be replaced (what they entered lives in its own table, not in the conversation).
     """
-    if existing is not None and existing.expires_at > now and not (existing.data or {}).get("untouched"):
-        return False
-    payload = {**data, "untouched": True}
-    if existing is None:
-        session.add(Conversation(userid=userid, flow=flow, state=state, data=payload, updated_at=now,
-                                 expires_at=expires))
-    else:
-        existing.flow, existing.state, existing.data = flow, state, payload
-        existing.updated_at, existing.expires_at = now, expires
-    return True
+    return open_conversation(session, existing, userid, flow, state, data, now, expires, prompted=True) is not None
 
 
 def _active_members(session: Session) -> list[Member]:

@@ -207,23 +207,12 @@ def _sweep_period(at: datetime, _config: Config) -> str:
 
 
 def _sweep_conversations(ctx: JobContext) -> str:
-    """Close conversations idle past their timeout through their flow's on_timeout (which keeps the draft)."""
-    from bot.chat.dispatcher import build_context
-    from bot.wecom.updates import Update
-
+    """Close conversations idle past their timeout as a timeout closes them (the flow's on_timeout keeps the draft)."""
     moment = ctx.at.astimezone(timezone.utc)
     expired = ctx.session.scalars(select(Conversation).where(Conversation.expires_at <= moment)
                                   .order_by(Conversation.userid)).all()
-    flows = ctx.bot.dispatcher.conversations
     for row in expired:
-        update = Update(kind="event", from_user=row.userid, create_time=int(moment.timestamp()),
-                        event="conversation_timeout")
-        handler_ctx = build_context(ctx.session, update, ctx.config, ctx.clock,
-                                    f"sweep:{row.userid}:{row.expires_at:%Y%m%dT%H%M%S}", ctx.bot.services)
-        spec = flows.get(row.flow)
-        if spec is not None and spec.on_timeout is not None:
-            spec.on_timeout(handler_ctx)
-        handler_ctx.conversation.end()
+        ctx.bot.dispatcher.expire(ctx.session, row.userid, moment)
     # The sweep runs often; its own run records are only worth keeping for a week.
     ctx.session.execute(delete(JobRun).where(JobRun.job_id == "conversation_sweep",
                                              JobRun.started_at < ctx.clock.now() - SWEEP_RUNS_KEPT))

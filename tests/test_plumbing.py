@@ -1,0 +1,88 @@
+"""The plumbing under the flows: a declared conversation's entry and timeout, a prompt that never interrupts a
+conversation, and ctx.require's one refusal."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.appraisal.people import Role
+from bot.chat.conversation import ConversationHandle, ConversationSpec, open_conversation
+from bot.chat.dispatcher import Dispatcher
+from bot.chat.routing import Context, Router
+from bot.storage.db import transaction
+from bot.storage.models import Conversation, OutboxMessage
+from bot.wecom.updates import Update
+from tests.harness import BotEnv
+
+
+def _step(ctx: Context) -> None:
+    """A conversation step that does nothing (these tests look at the conversation's row only)."""
+
+
+def test_a_conversation_opens_at_its_entry_for_as_long_as_it_declares(bot_env: BotEnv) -> None:
+    day = timedelta(hours=24)
+    spec = ConversationSpec(name="test_flow", states={"first": _step, "second": _step}, timeout=day)
+    assert spec.entry == "first"
+    assert ConversationSpec(name="other", states={"first": _step, "second": _step}, entry="second").entry == "second"
+    with pytest.raises(ValueError):
+        ConversationSpec(name="broken", states={"first": _step}, entry="nowhere")
+    now = bot_env.clock.now()
+    default = timedelta(minutes=bot_env.config.bot.conversation_timeout_minutes)
+    with transaction(bot_env.bot.sessions) as session:
+        handle = ConversationHandle(session, "zhangwei", bot_env.clock, default, {spec.name: spec})
+        handle.open(spec, {"draft": 1})
+        assert (handle.flow, handle.state, handle.data, handle.expires_at) == ("test_flow", "first", {"draft": 1},
+                                                                               now + day)
+        handle.start("test_flow", "second")  # by name: the declared timeout still holds
+        assert (handle.state, handle.expires_at) == ("second", now + day)
+        handle.start("undeclared", "any")
+        assert handle.expires_at == now + default
+        session.flush()
+        handle.end()
+        handle.open(spec, state="second")  # again within the same transaction
+        assert (handle.flow, handle.state) == ("test_flow", "second")
+    with transaction(bot_env.bot.sessions) as session:
+        row = session.get(Conversation, "zhangwei")
+        assert row is not None and (row.flow, row.state) == ("test_flow", "second")
+
+
+def test_a_prompt_opens_a_conversation_but_never_interrupts_one(bot_env: BotEnv) -> None:
+    now = bot_env.clock.now()
+    later = now + timedelta(hours=2)
+    with transaction(bot_env.bot.sessions) as session:
+        prompted = open_conversation(session, None, "lina", "weekly_report", "answering", {"week": "2026-W48"}, now,
+                                     later, prompted=True)
+        assert prompted is not None and prompted.data == {"week": "2026-W48", "untouched": True}
+        # An unanswered prompt may be replaced by the next one...
+        again = open_conversation(session, prompted, "lina", "self_review", "rating", {}, now, later, prompted=True)
+        assert again is prompted and again.flow == "self_review"
+        # ...but not a conversation the member is in the middle of, until it expires.
+        busy = open_conversation(session, again, "lina", "scoring", "rating", {"index": 2}, now, later)
+        assert busy is not None and "untouched" not in busy.data
+        assert open_conversation(session, busy, "lina", "weekly_report", "answering", {}, now, later,
+                                 prompted=True) is None
+        assert open_conversation(session, busy, "lina", "weekly_report", "answering", {}, later, later,
+                                 prompted=True) is busy
+
+
+def test_require_refuses_with_the_one_error_the_dispatcher_answers(bot_env: BotEnv) -> None:
+    router = Router("test")
+
+    @router.command("/peek", role=Role.MEMBER)
+    def peek(ctx: Context) -> None:
+        if ctx.args == "all":
+            ctx.require(Role.ADMIN)
+        ctx.reply("hint.txt.j2", person=ctx.person)
+
+    dispatcher = Dispatcher([router], bot_env.config, bot_env.clock)
+    moment = int(bot_env.clock.now().timestamp())
+    with transaction(bot_env.bot.sessions) as session:
+        dispatcher.handle(session, Update(kind="text", from_user="zhangwei", create_time=moment,
+                                          content="/peek all"), "test:1")
+        dispatcher.handle(session, Update(kind="text", from_user="zhangwei", create_time=moment,
+                                          content="/peek"), "test:2")
+        sent = {row.idempotency_key: row.payload["content"] for row in session.scalars(select(OutboxMessage))}
+    assert f"/peek 仅限{Role.ADMIN.label}使用" in sent["test:1:1"]  # not_allowed.txt.j2, as for a command's role
+    assert "/help" in sent["test:2:1"] and "仅限" not in sent["test:2:1"]
