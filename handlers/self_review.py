@@ -25,7 +25,7 @@ from handlers.weekly_report import open_waiting_conversation
 from scoring import Indicator
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 router = Router("self_review")
 

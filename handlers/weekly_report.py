@@ -25,7 +25,7 @@ from bot.appraisal.workcalendar import (end_of_day, next_workday, parse_week, sh
 from handlers import leave
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 router = Router("weekly_report")
 

@@ -1,24 +1,60 @@
-"""The plumbing under the flows: a declared conversation's entry and timeout, a prompt that never interrupts a
-conversation, and ctx.require's one refusal."""
+"""The plumbing under the flows: every job described in its template, a long job's chunked commits, a declared
+conversation's entry and timeout, a prompt that never interrupts a conversation, and ctx.require's one refusal."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import func, select
 
 from bot.appraisal.people import Role
 from bot.chat.conversation import ConversationHandle, ConversationSpec, open_conversation
 from bot.chat.dispatcher import Dispatcher
 from bot.chat.routing import Context, Router
+from bot.jobs import table
+from bot.jobs.spec import JobSpec
 from bot.storage.db import transaction
 from bot.storage.models import Conversation, OutboxMessage
+from bot.templates import render
 from bot.wecom.updates import Update
 from tests.harness import BotEnv
 
 
 def _step(ctx: Context) -> None:
     """A conversation step that does nothing (these tests look at the conversation's row only)."""
+
+
+def test_every_job_is_described_in_its_template() -> None:
+    described = {spec.id: render("ops/job_description.txt.j2", job=spec.id) for spec in table.all_jobs()}
+    assert {spec.id: spec.description for spec in table.all_jobs()} == described
+    assert described["weekly_prompt"] == "周报提问（每周最后一个工作日）"
+    assert described["conversation_sweep"] == "关闭超时的对话（保留草稿）"
+
+
+def test_a_long_job_commits_each_chunk_by_itself(bot_env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    committed: list[int] = []  # how many rows another session sees after each chunk
+    progress: list[tuple[int, int]] = []
+
+    def write(session, userids):  # type: ignore[no-untyped-def]
+        now = bot_env.clock.now()
+        session.add_all(Conversation(userid=userid, flow="test", state="s", data={}, updated_at=now,
+                                     expires_at=now + timedelta(hours=1)) for userid in userids)
+
+    def job(ctx):  # type: ignore[no-untyped-def]
+        def after(done: int, total: int) -> None:
+            progress.append((done, total))
+            with transaction(ctx.sessions) as other:
+                committed.append(other.scalar(select(func.count()).select_from(Conversation)) or 0)
+        ctx.in_chunks([f"user{n}" for n in range(5)], write, size=2, progress=after)
+        return "written"
+
+    chunked = JobSpec("test_chunks", "分块写入", lambda c: CronTrigger(minute=7, timezone=c.schedule.zone),
+                      lambda at, c: at.date().isoformat(), job)
+    monkeypatch.setattr(table, "HOUSEKEEPING", [*table.HOUSEKEEPING, chunked])
+    result = bot_env.bot.job_runner().run("test_chunks")
+    assert (result.ran, result.detail) == (True, "written")
+    assert progress == [(2, 5), (4, 5), (5, 5)] and committed == [2, 4, 5]
 
 
 def test_a_conversation_opens_at_its_entry_for_as_long_as_it_declares(bot_env: BotEnv) -> None:

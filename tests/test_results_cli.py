@@ -22,7 +22,8 @@ from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import AuditEntry, DataEntry, PeriodResult
 from bot.appraisal.results import (CloseReport, PublishReport, close_period_of, period_label, publish_period_of,
                          result_from_json, result_to_json, result_view)
-from bot.jobs.runner import job_by_id, next_effective_fire_time
+from bot.jobs.spec import next_effective_fire_time
+from bot.jobs.table import job_by_id
 from bot.templates import render
 from scoring import WAIVED, Calibration, MemberData, apply_calibrations, compute_results, parse_scheme, preset_text
 from tests.harness import SHANGHAI, BotEnv, make_config

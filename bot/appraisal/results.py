@@ -62,7 +62,7 @@ from scoring.decimals import round2
 from scoring.results import Waiver, rank_results
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -1333,17 +1333,15 @@ def terminal_progress(label: str) -> Progress | None:
 
 
 def run_close_job(ctx: JobContext) -> str:
-    bot = ctx.bot
-    report = close_month(bot.sessions, bot.config, bot.clock.now(), ctx.period, as_of=ctx.at,
+    report = close_month(ctx.sessions, ctx.config, ctx.clock.now(), ctx.period, as_of=ctx.at,
                          progress=terminal_progress(f"结账 {ctx.period}"))
-    return render("results/job_detail.txt.j2", bot.config.bot.locale, job="close", report=report)
+    return render("results/job_detail.txt.j2", ctx.config.bot.locale, job="close", report=report)
 
 
 def run_publish_job(ctx: JobContext) -> str:
-    bot = ctx.bot
-    report = publish(bot.sessions, bot.config, bot.clock.now(), ctx.period, as_of=ctx.at,
+    report = publish(ctx.sessions, ctx.config, ctx.clock.now(), ctx.period, as_of=ctx.at,
                      progress=terminal_progress(f"发布 {ctx.period}"))
-    return render("results/job_detail.txt.j2", bot.config.bot.locale, job="publish", report=report)
+    return render("results/job_detail.txt.j2", ctx.config.bot.locale, job="publish", report=report)
 
 
 def member_view(computed: Computed, roster: Roster, userid: str) -> dict[str, Any]:

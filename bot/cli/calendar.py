@@ -51,7 +51,8 @@ class NearHoliday:
 
 def year_job_dates(config: Config, year: int) -> list[JobDates]:
     """Each calendar job's fire times in the year at which it acts (housekeeping is left out: not on the calendar)."""
-    from bot.jobs.runner import JOBS, fire_times
+    from bot.jobs.spec import fire_times
+    from bot.jobs.table import JOBS
 
     zone = config.schedule.zone
     # A week on either side: New Year's Day moves the prompt of the year before.

@@ -190,7 +190,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     """Each job with its next *effective* fire time: the next time it will have something to do."""
     config = config_from_args(args)
     from bot.clock import SystemClock
-    from bot.jobs.runner import next_fire_times
+    from bot.jobs.table import next_fire_times
     now = _moment(config, args.after, "--after") if args.after else SystemClock().now()
     rows = [(spec, fire.astimezone(config.schedule.zone) if fire else None) for spec, fire in next_fire_times(config, now)]
     watched, unreadable = _watched_runs(config)
@@ -218,7 +218,7 @@ def _watched_runs(config: Config) -> tuple[list[Any], str | None]:
 def cmd_jobs_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from bot.app import KpiBot
-    from bot.jobs.runner import JobRunner, all_jobs, job_by_id
+    from bot.jobs.table import all_jobs, job_by_id
     try:
         job_by_id(args.name)
     except KeyError:
@@ -228,7 +228,7 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
     require_current_schema(bot.engine)
     bot.sender.start()
     try:
-        result = JobRunner(bot).run(args.name, at, force=args.force, period=args.period)
+        result = bot.job_runner().run(args.name, at, force=args.force, period=args.period)
         bot.sender.stop()  # after a final pass, queued messages are left for the running bot if any remain
     except Exception as error:  # noqa: BLE001
         bot.sender.stop()

@@ -16,7 +16,7 @@ from scoring import Period
 
 if TYPE_CHECKING:
     from bot.config import Config
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 
 def nudge_day(config: Config, month: Period) -> date | None:

@@ -32,7 +32,7 @@ from bot.templates import render, render_error
 from bot.fakes.callbacks import CallbackSender
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobSpec
+    from bot.jobs.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class SandboxClock(FakeClock):
 
 @dataclass(frozen=True)
 class ScheduledEvent:
-    """A moment at which a job in bot.jobs.runner.JOBS would act."""
+    """A moment at which a job in bot.jobs.table.JOBS would act."""
 
     job_id: str
     description: str
@@ -158,7 +158,7 @@ class SandboxScheduler:
     the clock passes, in order.
 
     APScheduler fires on the wall clock; sandbox time jumps, so fire times are found by stepping each
-    job's trigger. The job table is read from bot.jobs.runner at every call, so jobs added there appear here.
+    job's trigger. The job table is read from bot.jobs.table at every call, so jobs added there appear here.
     "What is coming" lists the calendar jobs (schedule.JOBS) only; housekeeping runs too, but when time
     jumps it is coalesced to one run before each calendar job and one at the end, as APScheduler's
     coalesce does for missed runs (sweeping every ten minutes of a skipped month would change nothing).
@@ -166,11 +166,9 @@ class SandboxScheduler:
 
     def __init__(self, bot: KpiBot, clock: SandboxClock, *, on_change: Callable[[], None] = lambda: None,
                  tick_seconds: float = 0.5) -> None:
-        from bot.jobs.runner import JobRunner
-
         self.bot = bot
         self.clock = clock
-        self.runner = JobRunner(bot)
+        self.runner = bot.job_runner()
         self.on_change = on_change
         self.tick_seconds = tick_seconds
         self._lock = threading.RLock()
@@ -181,12 +179,12 @@ class SandboxScheduler:
 
     @staticmethod
     def calendar_jobs() -> list[JobSpec]:
-        from bot.jobs import runner as schedule
+        from bot.jobs import table as schedule
         return list(schedule.JOBS)
 
     @staticmethod
     def housekeeping_jobs() -> list[JobSpec]:
-        from bot.jobs import runner as schedule
+        from bot.jobs import table as schedule
         return list(schedule.HOUSEKEEPING)
 
     @property
@@ -237,7 +235,7 @@ class SandboxScheduler:
 
     def _next_effective_fire(self, spec: JobSpec, after: datetime) -> datetime | None:
         """schedule.next_effective_fire_time, strictly after `after`, skipping periods already done."""
-        from bot.jobs.runner import next_effective_fire_time
+        from bot.jobs.spec import next_effective_fire_time
 
         config = self.bot.config
         done = self._done_periods(spec.id)
@@ -274,7 +272,7 @@ class SandboxScheduler:
 
     def _fires_between(self, start: datetime, end: datetime) -> list[tuple[datetime, int, JobSpec]]:
         """(fire time, table order, job) with start < fire time <= end, in the order they run."""
-        from bot.jobs.runner import fire_times
+        from bot.jobs.spec import fire_times
 
         config = self.bot.config
         local_start, local_end = start.astimezone(self.zone), end.astimezone(self.zone)
