@@ -39,7 +39,6 @@ from bot.config import parse_config  # noqa: E402
 from bot.storage.db import make_engine, transaction, upgrade_database  # noqa: E402
 from bot.fakes.wecom import FakeWeCom  # noqa: E402
 from bot.storage.models import DataEntry, OutboxMessage, PeriodResult  # noqa: E402
-from bot.jobs.runner import JobRunner  # noqa: E402
 from bot.fakes.callbacks import CallbackSender  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -182,7 +181,7 @@ def main() -> None:
         setup = time.perf_counter() - started
         bot.start(scheduler=False, sync_org_now=False)
         port = bot.start_http(host="127.0.0.1", port=0)
-        runner = JobRunner(bot)
+        runner = bot.job_runner()
         with CallbackProbe(f"http://127.0.0.1:{port}/wecom/callback", clock) as probe:
             t0 = time.perf_counter()
             close = runner.run("month_close", close_at, period=month)

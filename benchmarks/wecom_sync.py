@@ -35,7 +35,6 @@ from bot.config import parse_config  # noqa: E402
 from bot.storage.db import make_engine, transaction, upgrade_database  # noqa: E402
 from bot.fakes.wecom import FakeWeCom  # noqa: E402
 from bot.storage.models import WeComBehaviorDay, WeComCustomerCount, WeComGroupDay  # noqa: E402
-from bot.jobs.runner import JobRunner  # noqa: E402
 from bot.appraisal.wecom_stats import wecom_today  # noqa: E402
 
 CORP_ID, SECRET, AGENT_ID = "wwkpibotbench0002", "bench-secret", 1000002
@@ -115,7 +114,7 @@ def main() -> int:
         fake.limit_stats_concurrency(args.wecom_concurrency, hold=args.wecom_latency)
 
         started = time.monotonic()
-        result = JobRunner(bot).run("wecom_stats_sync")
+        result = bot.job_runner().run("wecom_stats_sync")
         elapsed = time.monotonic() - started
 
         calls = Counter(call.path for call in fake.calls())

@@ -28,7 +28,6 @@ from bot.app import KpiBot  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.storage.db import make_engine, upgrade_database  # noqa: E402
 from bot.fakes.wecom import DeliveredMessage, FakeWeCom  # noqa: E402
-from bot.jobs.runner import JobRunner  # noqa: E402
 
 CORP_ID, SECRET, AGENT_ID = "wwkpibotbench0001", "bench-secret", 1000002
 TOKEN, AES_KEY = "benchToken", "BenchEncodingAesKey0123456789abcdefghijklmn"
@@ -103,7 +102,7 @@ def run_phase(bot: KpiBot, counter: DeliveryCounter, name: str, job_id: str, at:
               wanted: int) -> Phase:
     counter.expect(marker, wanted)
     started = time.perf_counter()
-    result = JobRunner(bot).run(job_id, at)
+    result = bot.job_runner().run(job_id, at)
     job_done = time.perf_counter()
     if not result.ran:
         raise SystemExit(f"{job_id} did not run: {result.detail}")

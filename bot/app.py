@@ -6,20 +6,26 @@ import threading
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.appraisal import workcalendar
-from bot.wecom.callback import create_callback_blueprint
+from bot.appraisal.org_sync import SyncReport, sync_org
+from bot.chat.dispatcher import Dispatcher
+from bot.chat.routing import Router
 from bot.clock import Clock, clock_from_environment
 from bot.config import Config
+from bot.jobs.runner import BotScheduler, JobRunner
+from bot.jobs.table import all_jobs
 from bot.storage.db import make_engine, make_session_factory, transaction
-from bot.chat.dispatcher import Dispatcher
-from bot.wecom.edge import Rejections, create_edge_server
-from bot.wecom.inbox import InboxProcessor
-from bot.appraisal.org_sync import SyncReport, sync_org
-from bot.wecom.sender import Sender, current_pause
+from bot.wecom.callback import create_callback_blueprint
 from bot.wecom.client import WeComClient
+from bot.wecom.edge import Rejections, create_edge_server
+from bot.wecom.health import metrics_registry, snapshot_source
+from bot.wecom.inbox import InboxProcessor
+from bot.wecom.sender import Sender
+from handlers import ROUTERS
 
 log = logging.getLogger(__name__)
 
@@ -28,37 +34,33 @@ class KpiBot:
     """One running kpibot: HTTP callback server, inbox workers, sender and scheduler over one database."""
 
     def __init__(self, config: Config, *, clock: Clock | None = None, engine: Engine | None = None,
-                 routers: list[Any] | None = None) -> None:
-        from handlers import ROUTERS
-
+                 routers: list[Router] | None = None) -> None:
         self.config = config
         workcalendar.use_calendar_file(config.calendar)  # every date rule follows the admin's file
         self.clock = clock or clock_from_environment()
         self.engine = engine or make_engine(config.database.url.reveal(), pool_size=config.server.threads + 8)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.client = WeComClient(config.wecom, self.sessions, self.clock)
-        self.dispatcher = Dispatcher(routers if routers is not None else ROUTERS)
+        self.dispatcher = Dispatcher(routers if routers is not None else ROUTERS, config, self.clock)
         self.sender = Sender(config, self.sessions, self.client, self.clock)
-        self.services: dict[str, Any] = {"dispatcher": self.dispatcher, "client": self.client, "bot": self}
-        self.inbox = InboxProcessor(config, self.sessions, self.dispatcher, self.clock, self.services,
+        self.inbox = InboxProcessor(config, self.sessions, self.dispatcher.handle, self.clock,
                                     after_commit=self.sender.wake)
         self.rejections = Rejections(self.clock)
         self.flask = self._create_flask()
         self._http_server: Any = None
         self._http_thread: threading.Thread | None = None
-        self.scheduler: Any = None
+        self.scheduler: Any = None  # a BotScheduler once started (the sandbox puts its own here)
+
+    def job_runner(self, holder: str | None = None) -> JobRunner:
+        """A runner of the job table over this bot's parts; `holder` names the process in its claims."""
+        return JobRunner(all_jobs, sessions=self.sessions, config=self.config, clock=self.clock, client=self.client,
+                         dispatcher=self.dispatcher, wake_sender=self.sender.wake, holder=holder)
 
     def _create_flask(self) -> Flask:
         app = Flask("kpibot")
         app.config["MAX_CONTENT_LENGTH"] = None  # the callback enforces its own limit with a clear 413
         app.register_blueprint(create_callback_blueprint(self.config, self.sessions, self.clock, self.inbox.notify,
                                                          self.rejections))
-
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        from bot.wecom.health import metrics_registry, snapshot_source
-        from bot.jobs.runner import all_jobs
-
         snapshot = snapshot_source(self.sessions, [spec.id for spec in all_jobs()], self.rejections.counts)
         registry = metrics_registry(snapshot)
 
@@ -84,8 +86,7 @@ class KpiBot:
         self.inbox.start()
         self.inbox.resume_pending()
         if scheduler:
-            from bot.jobs.runner import BotScheduler
-            self.scheduler = BotScheduler(self)
+            self.scheduler = BotScheduler(self.job_runner())
             self.scheduler.start()
 
     def stop(self) -> None:

@@ -12,8 +12,7 @@ router = Router("help")
 
 
 def available_commands(ctx: Context) -> list[str]:
-    dispatcher = ctx.services["dispatcher"]
-    return sorted((spec.name for spec in dispatcher.command_specs() if ctx.person.role >= spec.role),
+    return sorted((spec.name for spec in ctx.commands if ctx.person.role >= spec.role),
                   key=_help_order)
 
 

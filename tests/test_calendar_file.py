@@ -11,7 +11,8 @@ from bot.appraisal import workcalendar as wc
 from bot.cli.main import main
 from bot.config import ConfigError, parse_config
 from bot.fakes.wecom import FakeWeCom
-from bot.jobs.runner import JobRunner, job_by_id, next_effective_fire_time
+from bot.jobs.spec import next_effective_fire_time
+from bot.jobs.table import job_by_id
 from bot.templates import render
 from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN, BotEnv, make_config)
 
@@ -208,7 +209,7 @@ def test_the_warning_is_due_30_days_before_a_year_without_data_and_inside_it() -
 
 
 def test_the_admins_are_warned_once_a_year_and_never_when_the_file_has_the_year(bot_env: BotEnv) -> None:
-    runner = JobRunner(bot_env.bot)
+    runner = bot_env.bot.job_runner()
     bot_env.clock.set(_at(2026, 12, 5, 9, 50))
     first = runner.run("calendar_warning")
     assert first.ran and first.period == "2027" and "zhoumin" in first.detail
@@ -223,7 +224,7 @@ def test_the_admins_are_warned_once_a_year_and_never_when_the_file_has_the_year(
 
 
 def test_a_start_up_inside_a_year_without_data_warns_at_once(bot_env: BotEnv) -> None:
-    runner = JobRunner(bot_env.bot)
+    runner = bot_env.bot.job_runner()
     bot_env.clock.set(_at(2027, 1, 6, 8, 0))  # before the day's 09:45: the start-up catch-up does it
     ran = {result.job_id: result for result in runner.catch_up()}
     assert ran["calendar_warning"].ran and ran["calendar_warning"].period == "2027"

@@ -22,7 +22,6 @@ from bot.storage.models import Feedback360Ask, Feedback360Rating, Feedback360Rou
 from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_kr
 from bot.appraisal.people import Person, Role
 from bot.jobs.feedback360 import DailyReport
-from bot.jobs.runner import JobRunner
 from bot.config.schemes import load_scheme
 from bot.templates import render
 from handlers.feedback360 import parse_deadline
@@ -129,7 +128,7 @@ def test_a_round_from_nomination_to_the_indicator_showing_only_aggregates(bot_en
     assert "还没有已结束的 360 反馈" in text(chat, "lina")
 
     # The daily job reminds whoever still owes something, once.
-    result = JobRunner(bot_env.bot).run("feedback360_daily", bot_env.clock.now())
+    result = bot_env.bot.job_runner().run("feedback360_daily", bot_env.clock.now())
     assert result.ran and "提醒评价人 1 人" in result.detail and "待确认的主管 1 人" in result.detail
     chenjing = [m.payload["content"] for m in chat.expect("chenjing", 2)]  # she owes a rating and a nomination
     assert "你还没有提名评价人" in chenjing[0] and "还有 1 份 360 评价待完成" in chenjing[1]
@@ -139,7 +138,7 @@ def test_a_round_from_nomination_to_the_indicator_showing_only_aggregates(bot_en
         assert "你还没有提名评价人" in text(chat, userid)
     bot_env.bot.sender.send_due()
     assert len(bot_env.fake.delivered("zhangwei")) == chat.seen["zhangwei"]  # 张伟 owes nothing: no reminder
-    assert JobRunner(bot_env.bot).run("feedback360_daily", bot_env.clock.now()).detail == "already_ran"
+    assert bot_env.bot.job_runner().run("feedback360_daily", bot_env.clock.now()).detail == "already_ran"
 
     # Closing: each member gets their own aggregate, shown only from 3 ratings.
     chat.send("zhoumin", "/360 close")

@@ -23,7 +23,6 @@ from bot.app import KpiBot
 from bot.storage.db import make_engine, transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import AuditEntry, DataEntry, Idp, OutboxMessage, PeriodResult
-from bot.jobs.runner import JobRunner
 from bot.fakes.callbacks import CallbackSender
 from scoring import competition_ranks
 from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, TOKEN, BotEnv, Chat, make_config,
@@ -159,7 +158,7 @@ def run_job(env: BotEnv, job_id: str, at: datetime | None = None, **kwargs: Any)
     settle(env)
     if at is not None:
         env.clock.set(at)
-    result = JobRunner(env.bot).run(job_id, at, **kwargs)
+    result = env.bot.job_runner().run(job_id, at, **kwargs)
     settle(env)
     return result
 
@@ -335,7 +334,7 @@ def test_a_month_from_reports_to_published_results(month_env: BotEnv, tmp_path: 
     second = KpiBot(env.config, clock=env.clock, engine=make_engine(env.config.database.url.reveal()))
     second.sender.start()
     try:
-        JobRunner(second).run("publish", PUBLISH_AT, force=True)
+        second.job_runner().run("publish", PUBLISH_AT, force=True)
         second.sender.wake()
         while second.sender.send_due():
             pass

@@ -17,7 +17,6 @@ from bot.appraisal.entries import record
 from bot.storage.db import transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import SelfReview, WeeklyReport
-from bot.jobs.runner import JobRunner
 from bot.appraisal.workcalendar import week_of
 from handlers import ROUTERS
 from tests.harness import BotEnv
@@ -106,7 +105,7 @@ class Matrix:
     def push(self, job_id: str, at: datetime | None = None, period: str | None = None) -> None:
         since = len(self.env.fake.delivered())
         try:
-            JobRunner(self.env.bot).run(job_id, at, period=period, force=True)
+            self.env.bot.job_runner().run(job_id, at, period=period, force=True)
         except Exception:  # noqa: BLE001 - a job refusing (e.g. data incomplete) pushes nothing to check
             pass
         settle(self.env)

@@ -25,7 +25,8 @@ from bot.appraisal.results.publish import PublishReport
 from bot.appraisal.results.store import result_from_json, result_to_json
 from bot.appraisal.results.views import period_label, result_view
 from bot.jobs.results import close_period_of, publish_period_of
-from bot.jobs.runner import job_by_id, next_effective_fire_time
+from bot.jobs.spec import next_effective_fire_time
+from bot.jobs.table import job_by_id
 from bot.templates import render
 from scoring import (WAIVED, Calibration, MemberData, Period, apply_calibrations, compute_results, parse_scheme,
                      preset_text)

@@ -21,7 +21,7 @@ import requests
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
-from bot.jobs import runner as schedule
+from bot.jobs import table as schedule
 from bot.wecom import outbox
 from bot.storage.db import transaction
 from bot.storage.models import InboxMessage, JobRun

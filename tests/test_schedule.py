@@ -11,8 +11,9 @@ import pytest
 from bot.cli.main import main
 from bot.config import (ConfigError, SelfReviewConfig, WeeklyReportConfig, load_config, parse_config)
 from bot.fakes.wecom import FakeWeCom
-from bot.jobs.runner import (HOUSEKEEPING, JOBS, BotScheduler, JobRunner, all_jobs, job_by_id, next_effective_fire_time,
-                          next_fire_times)
+from bot.jobs.runner import BotScheduler
+from bot.jobs.spec import next_effective_fire_time
+from bot.jobs.table import HOUSEKEEPING, JOBS, all_jobs, job_by_id, next_fire_times
 from tests.harness import AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, TOKEN, BotEnv, make_config
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -100,7 +101,7 @@ def test_every_job_has_a_unique_explicit_id() -> None:
 
 # -- catch-up windows and the lease ---------------------------------------------------------------------------
 def test_catch_up_windows(bot_env: BotEnv) -> None:
-    runner = JobRunner(bot_env.bot)
+    runner = bot_env.bot.job_runner()
 
     def missed(now: datetime) -> set[str]:
         return {spec.id for spec, _ in runner.missed_runs(now)} & set(REPORT_JOBS)
@@ -115,7 +116,7 @@ def test_catch_up_windows(bot_env: BotEnv) -> None:
 
 
 def test_only_one_instance_holds_the_scheduler_lease(bot_env: BotEnv) -> None:
-    first, second = BotScheduler(bot_env.bot), BotScheduler(bot_env.bot)
+    first, second = BotScheduler(bot_env.bot.job_runner()), BotScheduler(bot_env.bot.job_runner())
     assert first.take_lease() and not second.take_lease()
     assert first.take_lease()  # renewing is fine
     first.release_lease()

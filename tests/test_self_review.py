@@ -14,7 +14,6 @@ from bot.appraisal.assignment import behaviour_indicators_due, cached_scheme, cy
 from bot.config import AppraisalConfig, SchemeAssignment
 from bot.storage.db import transaction
 from bot.storage.models import SelfReview
-from bot.jobs.runner import JobRunner
 from bot.templates import render
 from bot.appraisal.ratings import RatingProblem, parse_rating
 from bot.appraisal.self_reviews import IndicatorView, default_month, review_is_open
@@ -39,7 +38,7 @@ def review_of(env: BotEnv, userid: str, month: str) -> SelfReview | None:
 def test_invalid_ratings_get_a_specific_hint_and_the_same_question_again(bot_env: BotEnv) -> None:
     chat = bot_env.chat
     bot_env.clock.set(NOVEMBER_PROMPT)
-    result = JobRunner(bot_env.bot).run("self_review_prompt", NOVEMBER_PROMPT)
+    result = bot_env.bot.job_runner().run("self_review_prompt", NOVEMBER_PROMPT)
     assert result.ran and result.period == "2026-11"
     prompt = chat.expect_text("zhangwei")
     assert "张伟" in prompt and "2026-11 的月度自评开始了" in prompt
@@ -94,7 +93,7 @@ def test_members_on_leave_are_not_asked_and_the_reminder_skips_those_who_submitt
     chat = bot_env.chat
     say(chat, "chenjing", "/leave 11-27")
     bot_env.clock.set(NOVEMBER_PROMPT)
-    JobRunner(bot_env.bot).run("self_review_prompt", NOVEMBER_PROMPT)
+    bot_env.bot.job_runner().run("self_review_prompt", NOVEMBER_PROMPT)
     chat.expect("zhaolei")
     say(chat, "zhaolei", "5")
     say(chat, "zhaolei", "新增社群 3 个")
@@ -102,7 +101,7 @@ def test_members_on_leave_are_not_asked_and_the_reminder_skips_those_who_submitt
     reminder_at = datetime(2026, 11, 30, 15, 5, tzinfo=SHANGHAI)
     settle(bot_env)  # every prompt is out before the clock moves on
     bot_env.clock.set(reminder_at)
-    assert JobRunner(bot_env.bot).run("self_review_reminder", reminder_at).ran
+    assert bot_env.bot.job_runner().run("self_review_reminder", reminder_at).ran
     reminder = chat.expect_text("chenjing")  # back from leave on Monday: reminded now
     assert "还没有提交" in reminder and "第 1/1 项" in reminder
     bot_env.bot.sender.send_due()
@@ -123,7 +122,7 @@ def test_the_cancelled_or_idle_review_keeps_its_ratings(bot_env: BotEnv) -> None
     assert "第 2/3 项" in resumed
     settle(bot_env)
     later = bot_env.clock.now() + timedelta(minutes=45)
-    assert JobRunner(bot_env.bot).run("conversation_sweep", later.astimezone(SHANGHAI)).ran
+    assert bot_env.bot.job_runner().run("conversation_sweep", later.astimezone(SHANGHAI)).ran
     assert "自评对话已 30 分钟没有回复" in chat.expect_text("huangli")
     review = review_of(bot_env, "huangli", "2026-12")
     assert review is not None and review.ratings == {"work_attitude": 4} and review.submitted_at is None

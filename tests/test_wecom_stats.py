@@ -26,7 +26,7 @@ from bot.appraisal.indicator_sources import (
     wecom_metrics,
 )
 from bot.storage.models import OutboxMessage, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
-from bot.jobs.runner import JobRunner, job_by_id
+from bot.jobs.table import job_by_id
 from bot.config.schemes import load_scheme
 from bot.templates import render
 from bot.appraisal.wecom_stats import SyncReport, sync_stats
@@ -59,7 +59,7 @@ def sync(env: BotEnv, first: date, last: date, userids: list[str] | None = None)
 def test_the_nightly_job_stores_each_members_days_with_one_call_per_member(bot_env: BotEnv) -> None:
     demo_stats.populate(bot_env.fake, TODAY)
     bot_env.fake.set_customer_count("sunyue", 0)  # WeCom answers 84061 for a member without customers
-    result = JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now())
+    result = bot_env.bot.job_runner().run("wecom_stats_sync", bot_env.clock.now())
     assert result.ran and result.period == "2026-11-27"
 
     calls = bot_env.fake.calls(BEHAVIOR_PATH)
@@ -93,11 +93,11 @@ def test_the_nightly_job_stores_each_members_days_with_one_call_per_member(bot_e
     # The next day re-pulls the overlap: a figure WeCom corrected meanwhile is replaced, nothing is duplicated.
     bot_env.fake.set_behavior_data("zhangwei", date(2026, 11, 25), new_contact_cnt=99)
     bot_env.clock.advance(days=1)
-    assert JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now()).ran
+    assert bot_env.bot.job_runner().run("wecom_stats_sync", bot_env.clock.now()).ran
     with transaction(bot_env.bot.sessions) as session:
         assert session.get(WeComBehaviorDay, ("zhangwei", date(2026, 11, 25))).new_contact_cnt == 99
     assert count(bot_env, WeComBehaviorDay) == 5 * len(MEMBERS)  # Nov 23 … Nov 27
-    assert JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now()).detail == "already_ran"
+    assert bot_env.bot.job_runner().run("wecom_stats_sync", bot_env.clock.now()).detail == "already_ran"
 
 
 def test_the_job_has_a_time_off_the_half_hour_and_can_be_switched_off(bot_env: BotEnv) -> None:
@@ -319,7 +319,7 @@ def test_sources_and_needs_follow_the_scheme() -> None:
 
 def test_48002_sends_one_message_to_the_admin_and_no_retry_loop(bot_env: BotEnv) -> None:
     bot_env.fake.set_stats_permission(False)
-    runner = JobRunner(bot_env.bot)
+    runner = bot_env.bot.job_runner()
     result = runner.run("wecom_stats_sync", bot_env.clock.now())
     assert result.ran and "48002" in result.detail
     assert len(bot_env.fake.calls(BEHAVIOR_PATH)) == 1  # the probe, and nothing after it

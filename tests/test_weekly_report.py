@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from bot.config import DEFAULT_REPORT_QUESTIONS
 from bot.storage.db import transaction
 from bot.storage.models import Conversation, Member, OutboxMessage, WeeklyReport
-from bot.jobs.runner import JobRunner
 from bot.templates import render
 from bot.appraisal.people import Role
 from bot.appraisal.weekly_paste import parse_pasted_report
@@ -52,7 +51,7 @@ def run_job(env: BotEnv, job_id: str, at: datetime, **kwargs: Any) -> Any:
     """Run a job as the scheduler would at `at`, with the clock there too; return once its messages are sent."""
     settle(env)
     env.clock.set(at)
-    result = JobRunner(env.bot).run(job_id, at, **kwargs)
+    result = env.bot.job_runner().run(job_id, at, **kwargs)
     settle(env)
     return result
 
@@ -381,14 +380,14 @@ def test_a_run_missed_while_the_bot_was_down_is_caught_up_once_at_start_up(bot_e
     # The bot was down over Friday 20 November's 16:05 prompt (week 47) and comes back at 18:00.
     settle(bot_env)
     bot_env.clock.set(datetime(2026, 11, 20, 18, 0, tzinfo=SHANGHAI))
-    scheduler = BotScheduler(bot_env.bot)
+    scheduler = BotScheduler(bot_env.bot.job_runner())
     try:
         scheduler.start()
     finally:
         scheduler.stop()
     for userid in EVERYONE:
         bot_env.fake.wait_for(lambda m, u=userid: m.touser == u and "第47周" in (m.content or ""))
-    again = BotScheduler(bot_env.bot)  # a second restart finds nothing left to catch up
+    again = BotScheduler(bot_env.bot.job_runner())  # a second restart finds nothing left to catch up
     try:
         again.start()
     finally:

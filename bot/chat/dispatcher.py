@@ -1,27 +1,30 @@
-"""Routes one stored update to its handler: commands, conversation states, events and card clicks."""
+"""Routes one stored update to its handler (commands, conversation states, events, card clicks), closes timed-out
+conversations, and answers the one user-facing error."""
 from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.wecom import card_state
+from bot.appraisal.people import Person, Role
+from bot.chat.conversation import ConversationHandle, ConversationSpec
+from bot.chat.routing import CommandSpec, Context, Handler, Router
 from bot.clock import Clock
 from bot.config import Config
+from bot.errors import UserFacingError
 from bot.storage.models import Member, TemplateCard
-from bot.chat.routing import (CommandSpec, ConversationHandle, ConversationSpec, Context, Handler, Person, Role, Router,
-                         UserFacingError)
+from bot.templates import words
+from bot.wecom import card_state
 from bot.wecom.updates import Update
 
 log = logging.getLogger(__name__)
 
-CANCEL_WORDS = ("/cancel", "/取消")
 _FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
@@ -44,12 +47,16 @@ def parse_command(text: str) -> ParsedCommand | None:
 
 
 class Dispatcher:
-    def __init__(self, routers: Sequence[Router]) -> None:
+    """The routers' commands, events, cards and conversations in one table, and the one way an update meets them."""
+
+    def __init__(self, routers: Sequence[Router], config: Config, clock: Clock) -> None:
         self.routers = list(routers)
+        self.config = config
+        self.clock = clock
         self.commands: dict[str, CommandSpec] = {}
         self.events: dict[str, Handler] = {}
         self.cards: dict[str, Handler] = {}
-        self.conversations: dict[str, ConversationSpec] = {}
+        self.conversations: dict[str, ConversationSpec[Context]] = {}
         for router in self.routers:
             for spec in router.commands:
                 for name in (spec.name, *spec.aliases):
@@ -60,6 +67,7 @@ class Dispatcher:
                 self._register(self.cards, prefix, handler, router)
             for conversation in router.conversations:
                 self._register(self.conversations, conversation.name, conversation, router)
+        self._command_list = tuple(self.command_specs())
 
     @staticmethod
     def _register(table: dict[str, Any], key: str, value: Any, router: Router) -> None:
@@ -68,17 +76,31 @@ class Dispatcher:
         table[key] = value
 
     def command_specs(self) -> list[CommandSpec]:
+        """Each command once (under its canonical name), in the order the routers declare them."""
         seen: dict[str, CommandSpec] = {}
         for spec in self.commands.values():
             seen.setdefault(spec.name, spec)
         return list(seen.values())
 
-    # -- the entry point ------------------------------------------------------------------------
+    # -- the entry points -----------------------------------------------------------------------
+    def handle(self, session: Session, update: Update, reply_key: str) -> None:
+        """Answer one update in the caller's transaction (the inbox's handle())."""
+        self.dispatch(self._context(session, update, reply_key, self._conversation(session, update.from_user)))
+
+    def expire(self, session: Session, userid: str, at: datetime) -> None:
+        """Close the member's conversation that timed out, as a timeout does (see _time_out): for the sweep, which
+        finds the conversations nobody came back to."""
+        conversation = self._conversation(session, userid)
+        update = Update(kind="event", from_user=userid, create_time=int(at.timestamp()), event="conversation_timeout")
+        # Keyed by the conversation's own deadline, so that a sweep run again sends nothing twice.
+        reply_key = f"sweep:{userid}:{conversation.expires_at:%Y%m%dT%H%M%S}"
+        self._time_out(self._context(session, update, reply_key, conversation))
+
     def dispatch(self, ctx: Context) -> None:
         update = ctx.update
         try:
             if ctx.conversation.is_expired(ctx.now):
-                self._expire(ctx)
+                self._time_out(ctx)
             if update.kind == "text":
                 self._on_text(ctx)
             elif update.is_card_click:
@@ -87,7 +109,7 @@ class Dispatcher:
                 self._on_event(ctx)
             else:
                 ctx.reply("unsupported_message.txt.j2", kind=update.kind)
-        except UserFacingError as error:
+        except UserFacingError as error:  # the one place a refusal or a domain error becomes the reply
             ctx.reply(error.template, **error.variables)
 
     def _on_text(self, ctx: Context) -> None:
@@ -100,7 +122,7 @@ class Dispatcher:
             elif not self._answer_by_number(ctx):
                 ctx.reply("hint.txt.j2", person=ctx.person)
             return
-        if command.name in CANCEL_WORDS:
+        if command.name in words("chat.cancel", ctx.config.bot.locale):
             self._cancel(ctx)
             return
         spec = self.commands.get(command.name)
@@ -109,10 +131,8 @@ class Dispatcher:
             ctx.reply("unknown_command.txt.j2", command=command.name,
                       suggestions=difflib.get_close_matches(command.name, known, n=3, cutoff=0.5))
             return
-        if ctx.person.role < spec.role:
-            ctx.reply("not_allowed.txt.j2", command=spec.name, required=spec.role.label, person=ctx.person)
-            return
-        ctx.args = command.args
+        ctx.command, ctx.args = spec.name, command.args
+        ctx.require(spec.role)
         spec.handler(ctx)
 
     def _cancel(self, ctx: Context) -> None:
@@ -125,7 +145,8 @@ class Dispatcher:
         ctx.conversation.end()
         ctx.reply("cancelled.txt.j2")
 
-    def _expire(self, ctx: Context) -> None:
+    def _time_out(self, ctx: Context) -> None:
+        """What a timeout does, the one place for it: the flow's on_timeout (which keeps the draft), then the end."""
         spec = self.conversations.get(ctx.conversation.flow or "")
         if spec is not None and spec.on_timeout is not None:
             spec.on_timeout(ctx)
@@ -179,6 +200,15 @@ class Dispatcher:
                 return
         ctx.reply("card_expired.txt.j2")
 
+    def _conversation(self, session: Session, userid: str) -> ConversationHandle:
+        return ConversationHandle(session, userid, self.clock,
+                                  timedelta(minutes=self.config.bot.conversation_timeout_minutes), self.conversations)
+
+    def _context(self, session: Session, update: Update, reply_key: str, conversation: ConversationHandle) -> Context:
+        return Context(session=session, update=update, person=load_person(session, update.from_user, self.config),
+                       clock=self.clock, config=self.config, conversation=conversation, reply_key=reply_key,
+                       commands=self._command_list)
+
     @staticmethod
     def _already_done(ctx: Context, card: TemplateCard) -> None:
         member = ctx.session.get(Member, card.finished_by or "")
@@ -205,12 +235,3 @@ def load_person(session: Session, userid: str, config: Config) -> Person:
         role = Role.MANAGER if leads else Role.MEMBER
     return Person(userid=member.userid, name=member.name, role=role, manager_userid=member.manager_userid,
                   department_ids=tuple(member.department_ids or ()))
-
-
-def build_context(session: Session, update: Update, config: Config, clock: Clock, reply_key: str,
-                  services: Mapping[str, Any]) -> Context:
-    person = load_person(session, update.from_user, config)
-    conversation = ConversationHandle(session, update.from_user, clock,
-                                      timedelta(minutes=config.bot.conversation_timeout_minutes))
-    return Context(session=session, update=update, person=person, clock=clock, config=config,
-                   conversation=conversation, reply_key=reply_key, services=services)

@@ -1,25 +1,27 @@
-"""How handlers plug in: a Router per handlers/ module, the typed Context every handler receives, roles."""
+"""How handlers plug in: a Router per handlers/ module, the commands and conversations it declares, and the typed
+Context every handler receives."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
 
-from bot.wecom import card_state, outbox
+from bot.appraisal.people import Person, Role
+from bot.chat.conversation import ConversationHandle, ConversationSpec
 from bot.clock import Clock
 from bot.config import Config
-from bot.storage.models import Conversation
-from bot.wecom.outbox import Outgoing
-from bot.appraisal.people import Person, Role  # noqa: F401 - moved to bot.appraisal.people; importers follow
-from bot.errors import UserFacingError  # noqa: F401 - moved to bot.errors; importers follow
+from bot.errors import UserFacingError
 from bot.templates import render
+from bot.wecom import card_state, outbox
+from bot.wecom.outbox import Outgoing
 from bot.wecom.updates import Update
 
+__all__ = ["CommandSpec", "Context", "ConversationHandle", "ConversationSpec", "Handler", "Router",
+           # moved to bot.appraisal.people and bot.errors; still importable here until their importers follow
+           "Person", "Role", "UserFacingError"]
 
 Handler = Callable[["Context"], None]
 
@@ -32,25 +34,13 @@ class CommandSpec:
     role: Role
 
 
-@dataclass(frozen=True)
-class ConversationSpec:
-    """A conversation declared in one place: its states, what each state does with a message,
-    and what happens on /cancel and on timeout."""
-
-    name: str
-    states: Mapping[str, Handler]
-    on_cancel: Handler | None = None
-    on_timeout: Handler | None = None
-    timeout: timedelta | None = None  # None: the configured default
-
-
 @dataclass
 class Router:
     name: str
     commands: list[CommandSpec] = field(default_factory=list)
     events: dict[str, Handler] = field(default_factory=dict)
     cards: dict[str, Handler] = field(default_factory=dict)
-    conversations: list[ConversationSpec] = field(default_factory=list)
+    conversations: list[ConversationSpec[Context]] = field(default_factory=list)
 
     def command(self, name: str, *aliases: str, role: Role = Role.MEMBER) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -73,65 +63,9 @@ class Router:
             return handler
         return register
 
-    def conversation(self, spec: ConversationSpec) -> ConversationSpec:
+    def conversation(self, spec: ConversationSpec[Context]) -> ConversationSpec[Context]:
         self.conversations.append(spec)
         return spec
-
-
-class ConversationHandle:
-    """The member's open conversation, read and written in the handler's own transaction."""
-
-    def __init__(self, session: Session, userid: str, clock: Clock, default_timeout: timedelta) -> None:
-        self._session = session
-        self._userid = userid
-        self._clock = clock
-        self._default_timeout = default_timeout
-        self._row: Conversation | None = session.get(Conversation, userid)
-
-    @property
-    def flow(self) -> str | None:
-        return self._row.flow if self._row else None
-
-    @property
-    def state(self) -> str | None:
-        return self._row.state if self._row else None
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return dict(self._row.data) if self._row else {}
-
-    def is_expired(self, now: datetime) -> bool:
-        return self._row is not None and self._row.expires_at <= now
-
-    def start(self, flow: str, state: str, data: dict[str, Any] | None = None,
-              timeout: timedelta | None = None) -> None:
-        now = self._clock.now()
-        expires = now + (timeout or self._default_timeout)
-        if self._row is None:
-            self._row = Conversation(userid=self._userid, flow=flow, state=state, data=data or {},
-                                     updated_at=now, expires_at=expires)
-            self._session.add(self._row)
-        else:
-            self._row.flow, self._row.state, self._row.data = flow, state, data or {}
-            self._row.updated_at, self._row.expires_at = now, expires
-            flag_modified(self._row, "data")
-
-    def move(self, state: str, timeout: timedelta | None = None, **changes: Any) -> None:
-        """Go to another state, merging changes into the collected data and extending the timeout."""
-        if self._row is None:
-            raise RuntimeError("no open conversation to move")
-        now = self._clock.now()
-        self._row.state = state
-        if changes:
-            self._row.data = {**self._row.data, **changes}
-            flag_modified(self._row, "data")
-        self._row.updated_at = now
-        self._row.expires_at = now + (timeout or self._default_timeout)
-
-    def end(self) -> None:
-        if self._row is not None:
-            self._session.delete(self._row)
-            self._row = None
 
 
 @dataclass
@@ -145,13 +79,21 @@ class Context:
     config: Config
     conversation: ConversationHandle
     reply_key: str  # idempotency prefix for what this update makes us send
+    commands: Sequence[CommandSpec] = ()  # every command the bot knows (whoever may use it), for /help
+    command: str = ""  # the command being run (its canonical name), when the update is one
     args: str = ""
-    services: Mapping[str, Any] = field(default_factory=dict)
     sent: int = 0
 
     @property
     def now(self) -> datetime:
         return self.clock.now()
+
+    def require(self, role: Role, template: str = "not_allowed.txt.j2", **variables: Any) -> None:
+        """Go on only for a person of at least `role`; else the one refusal, which the dispatcher answers with
+        `template` (by default: who may run this command, and who the person is)."""
+        if self.person.role < role:
+            raise UserFacingError(template, **{"command": self.command, "required": role.label,
+                                               "person": self.person, **variables})
 
     def render(self, template: str, **variables: Any) -> str:
         return render(template, self.config.bot.locale, **variables)

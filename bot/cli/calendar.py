@@ -54,7 +54,8 @@ def year_job_dates(config: Config, year: int) -> list[JobDates]:
     """Each calendar job's fire times in the year at which it acts (housekeeping is left out: not on the calendar)."""
     # The job table loads every handler and job family: about 400 ms more at every `kpibot` command, `--help`
     # included, were it imported at the top.
-    from bot.jobs.runner import JOBS, fire_times
+    from bot.jobs.spec import fire_times
+    from bot.jobs.table import JOBS
 
     zone = config.schedule.zone
     # A week on either side: New Year's Day moves the prompt of the year before.

@@ -159,7 +159,7 @@ def _moment(config: Config, text: str, option: str) -> datetime:
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     """Each job with its next *effective* fire time: the next time it will have something to do."""
-    from bot.jobs.runner import next_fire_times  # the job table: see the top of this module
+    from bot.jobs.table import next_fire_times  # the job table: see the top of this module
 
     config = config_from_args(args)
     now = _moment(config, args.after, "--after") if args.after else SystemClock().now()
@@ -187,7 +187,7 @@ def _watched_runs(config: Config) -> tuple[list[Any], str | None]:
 def cmd_jobs_run(args: argparse.Namespace) -> int:
     # The composition root and the job table: see the top of this module.
     from bot.app import KpiBot
-    from bot.jobs.runner import JobRunner, all_jobs, job_by_id
+    from bot.jobs.table import all_jobs, job_by_id
 
     config = config_from_args(args)
     try:
@@ -200,7 +200,7 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
     require_current_schema(bot.engine)
     bot.sender.start()
     try:
-        result = JobRunner(bot).run(args.name, at, force=args.force, period=args.period)
+        result = bot.job_runner().run(args.name, at, force=args.force, period=args.period)
         bot.sender.stop()  # after a final pass, queued messages are left for the running bot if any remain
     except Exception as error:  # noqa: BLE001
         bot.sender.stop()

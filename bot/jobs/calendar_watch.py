@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 from bot.appraisal import workcalendar
-from bot.wecom import outbox
 from bot.config import Config
-from bot.wecom.outbox import Outgoing
+from bot.jobs.context import JobContext
 from bot.templates import render
-
-if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+from bot.wecom import outbox
+from bot.wecom.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 

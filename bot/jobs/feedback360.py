@@ -13,7 +13,7 @@ from handlers.feedback360 import ask_next, has_open_conversation
 
 if TYPE_CHECKING:
     from bot.config import Config
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 DAILY_AT_HOUR, DAILY_AT_MINUTE = 10, 20
 

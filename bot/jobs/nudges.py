@@ -19,7 +19,7 @@ from bot.appraisal.leave import userids_on_leave_all_of
 from scoring import Period
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 
 def nudge_day(config: Config, month: Period) -> date | None:

@@ -14,7 +14,7 @@ from scoring.okr_scores import okr_average
 
 if TYPE_CHECKING:
     from bot.config import Config
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 OKR_CLOSE_AT_HOUR, OKR_CLOSE_AT_MINUTE = 8, 50
 

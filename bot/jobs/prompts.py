@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session
 from bot.appraisal.leave import userids_on_leave
 from bot.appraisal.people import active_members
 from bot.appraisal.workcalendar import end_of_day, next_workday
-from bot.chat.routing import ConversationHandle
+from bot.chat.conversation import open_conversation
 from bot.clock import Clock
 from bot.config import Config
-from bot.storage.models import Member
+from bot.storage.models import Conversation, Member
 from bot.wecom import outbox
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 
 @dataclass(frozen=True)
@@ -47,19 +47,12 @@ def waiting_until(at: datetime, config: Config, now: datetime) -> datetime:
                now + timedelta(minutes=config.bot.conversation_timeout_minutes))
 
 
-def open_waiting(session: Session, clock: Clock, config: Config, userid: str, waiting: Waiting,
-                 expires: datetime) -> bool:
-    """Let a scheduled prompt open the member's conversation, so their next message answers it.
-
-    Never over a conversation the member is in the middle of; an expired one or a prompt they never answered
-    may be replaced (what they entered lives in its own table, not in the conversation)."""
-    timeout = timedelta(minutes=config.bot.conversation_timeout_minutes)
-    conversation = ConversationHandle(session, userid, clock, timeout)
-    now = clock.now()
-    if conversation.flow is not None and not conversation.is_expired(now) and not conversation.data.get("untouched"):
-        return False
-    conversation.start(waiting.flow, waiting.state, {**waiting.data, "untouched": True}, timeout=expires - now)
-    return True
+def open_waiting(session: Session, clock: Clock, userid: str, waiting: Waiting, expires: datetime) -> bool:
+    """Let a scheduled prompt open the member's conversation, so their next message answers it (never over one
+    they are in the middle of: bot.chat.conversation.open_conversation decides)."""
+    current = session.get(Conversation, userid)
+    return open_conversation(session, current, userid, waiting.flow, waiting.state, waiting.data, clock.now(), expires,
+                             prompted=True) is not None
 
 
 @dataclass(frozen=True)
@@ -88,7 +81,7 @@ def ask_everyone_owing(job: JobContext, key: str, away: set[str], ask: Callable[
         if question is None:
             already += 1
             continue
-        opened = question.waiting is not None and open_waiting(session, clock, config, member.userid,
+        opened = question.waiting is not None and open_waiting(session, clock, member.userid,
                                                                question.waiting, expires)
         outbox.send(session, config, f"job:{key}:{job.period}:{member.userid}", member.userid, question.template, now,
                     opened=opened, **question.variables)

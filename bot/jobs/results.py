@@ -18,7 +18,7 @@ from bot.templates import render
 from scoring import Period
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 RELEASE_RUNS_KEPT = timedelta(days=7)
 

@@ -14,7 +14,7 @@ from bot.storage.models import Member, SelfReview
 from bot.templates import render
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 
 def _ask_members(job: JobContext, kind: str, away: set[str]) -> str:

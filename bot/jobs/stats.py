@@ -14,7 +14,7 @@ from bot.wecom.client import WECOM_ZONE
 from bot.wecom.contact_stats import StatsNotPermitted
 
 if TYPE_CHECKING:  # for the annotation only: the runner imports this module for its job table
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from bot.templates import render, trim
 from bot.wecom import outbox
 
 if TYPE_CHECKING:
-    from bot.jobs.runner import JobContext
+    from bot.jobs.context import JobContext
 
 
 def _ask_members(job: JobContext, kind: str, away: set[str]) -> str:

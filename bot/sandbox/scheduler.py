@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from bot.app import KpiBot
 from bot.clock import FakeClock
-from bot.jobs import runner as schedule
-from bot.jobs.runner import JobRunner, JobSpec, fire_times, next_effective_fire_time
+from bot.jobs import table as schedule
+from bot.jobs.spec import JobSpec, fire_times, next_effective_fire_time
 from bot.storage.db import transaction
 from bot.storage.models import JobRun, OutboxMessage
 
@@ -66,7 +66,7 @@ class SandboxClock(FakeClock):
 
 @dataclass(frozen=True)
 class ScheduledEvent:
-    """A moment at which a job in bot.jobs.runner.JOBS would act."""
+    """A moment at which a job in bot.jobs.table.JOBS would act."""
 
     job_id: str
     description: str
@@ -92,7 +92,7 @@ class SandboxScheduler:
     the clock passes, in order.
 
     APScheduler fires on the wall clock; sandbox time jumps, so fire times are found by stepping each
-    job's trigger. The job table is read from bot.jobs.runner at every call, so jobs added there appear here.
+    job's trigger. The job table is read from bot.jobs.table at every call, so jobs added there appear here.
     "What is coming" lists the calendar jobs (schedule.JOBS) only; housekeeping runs too, but when time
     jumps it is coalesced to one run before each calendar job and one at the end, as APScheduler's
     coalesce does for missed runs (sweeping every ten minutes of a skipped month would change nothing).
@@ -102,7 +102,7 @@ class SandboxScheduler:
                  tick_seconds: float = 0.5) -> None:
         self.bot = bot
         self.clock = clock
-        self.runner = JobRunner(bot)
+        self.runner = bot.job_runner()
         self.on_change = on_change
         self.tick_seconds = tick_seconds
         self._lock = threading.RLock()

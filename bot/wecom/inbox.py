@@ -5,7 +5,7 @@ import logging
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,6 @@ from bot.wecom import outbox
 from bot.clock import Clock
 from bot.config import Config
 from bot.storage.db import transaction
-from bot.chat.dispatcher import Dispatcher, build_context
 from bot.storage.models import InboxMessage
 from bot.wecom.outbox import Outgoing
 from bot.storage.sqlutil import insert_ignoring_duplicates
@@ -24,6 +23,10 @@ from bot.templates import render
 from bot.wecom.updates import Update, update_from_fields
 
 log = logging.getLogger(__name__)
+
+# What answers one update, inside the transaction that claimed it: (session, update, reply key prefix). The
+# composition root hands in the dispatcher's handle(); the inbox knows nothing of the chat above it.
+Handle = Callable[[Session, Update, str], None]
 
 
 class _HandlerFailed(Exception):
@@ -68,13 +71,12 @@ class InboxProcessor:
     messages in order inside this process; across processes the claim below does it.
     """
 
-    def __init__(self, config: Config, session_factory: sessionmaker[Session], dispatcher: Dispatcher,
-                 clock: Clock, services: Mapping[str, Any], after_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, config: Config, session_factory: sessionmaker[Session], handle: Handle, clock: Clock,
+                 after_commit: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.sessions = session_factory
-        self.dispatcher = dispatcher
+        self.handle = handle
         self.clock = clock
-        self.services = services
         self.after_commit = after_commit
         self.worker_count = config.bot.inbox_workers
         self._queues: list[queue.Queue[str | None]] = [queue.Queue() for _ in range(self.worker_count)]
@@ -183,9 +185,7 @@ class InboxProcessor:
             if claimed != 1:
                 return True  # another process took it; look again for the next one
             try:
-                incoming = update_from_fields(payload)
-                ctx = build_context(session, incoming, self.config, self.clock, f"in:{row_id}", self.services)
-                self.dispatcher.dispatch(ctx)
+                self.handle(session, update_from_fields(payload), f"in:{row_id}")
                 session.flush()
             except Exception as error:  # noqa: BLE001 - a handler bug must not stop the member's queue
                 raise _HandlerFailed(row_id, payload) from error
