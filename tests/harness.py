@@ -1,5 +1,5 @@
 """Test harness (a pytest plugin): databases per backend, the fake WeCom, a running bot, and the verbs a test reads
-like a transcript: `chat.say`, `env.settle`, `env.run_job`, `run_cli`. Tests use these, never copies of them."""
+like a transcript: `chat.say`, `env.settle`, `env.run_job`, `kpibot`. Tests use these, never copies of them."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, delete, func, select
 
 from bot.app import KpiBot
+from bot.appraisal.entries import record
 from bot.cli import main as cli
 from bot.clock import FakeClock
 from bot.config import Config, parse_config
@@ -45,6 +47,17 @@ PUBLISH_AT = datetime(2026, 12, 9, 10, 5, tzinfo=SHANGHAI)
 SETTLE_SECONDS = 15.0
 
 _prepared: set[str] = set()
+
+
+# -- the demo org as the tests know it: written out, not computed by the code under test -------------------------
+LINA_TEAM = ("zhangwei", "liuyang", "chenjing", "yangfan")
+WANGQIANG_TEAM = ("zhaolei", "huangli", "wuhao", "sunyue")
+EVERYONE = ("zhoumin", "lina", "wangqiang", *LINA_TEAM, *WANGQIANG_TEAM)
+NAMES = {"zhoumin": "周敏", "lina": "李娜", "wangqiang": "王强", "zhangwei": "张伟", "liuyang": "刘洋",
+         "chenjing": "陈静", "yangfan": "杨帆", "zhaolei": "赵磊", "huangli": "黄丽", "wuhao": "吴昊", "sunyue": "孙悦"}
+# A usual month's value of each indicator of the executor scheme.
+USUAL_VALUES = {"net_follower_growth_rate": "5", "event_participation_rate": "30", "content_output": "20",
+                "response_time": "15", "work_attitude": "4", "group_quit_rate": "5", "group_speaking_rate": "20"}
 
 
 # -- databases, one per supported backend ------------------------------------------------------------------------
@@ -382,11 +395,21 @@ def chat(bot_env: BotEnv) -> Chat:
     return bot_env.chat
 
 
+def seed_month(env: BotEnv, period: str, userids: tuple[str, ...] = EVERYONE) -> None:
+    """Every monthly value for these members, as if imported, each a little different so ranks are clear."""
+    with transaction(env.bot.sessions) as session:
+        for index, userid in enumerate(userids):
+            for key, value in USUAL_VALUES.items():
+                amount = Decimal(value) + (index if key == "content_output" else 0)
+                record(session, userid=userid, key=key, period=period, kind="value", value=amount, reason="",
+                       source="import", actor="test", now=env.clock.now(), audit=False)
+
+
 # -- the command line --------------------------------------------------------------------------------------------
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """`kpibot *argv` in this process: the exit code and what it printed to stdout and stderr."""
+def kpibot(capsys: pytest.CaptureFixture[str], config_path: Path, *argv: str) -> tuple[int, str, str]:
+    """`kpibot --config config_path *argv` in this process: the exit code and what it printed to stdout and stderr."""
     capsys.readouterr()
-    code = cli.main(list(argv))
+    code = cli.main(["--config", str(config_path), *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -406,7 +429,7 @@ def write_data_file(path: Path, rows: list[list[str]]) -> Path:
 def score_preview(capsys: pytest.CaptureFixture[str], config_path: Path, data: Path, period: str,
                   scheme: str = "seed-executor") -> dict[str, Any]:
     """`kpibot score preview --format json` on a data file: each member's result, by userid."""
-    code, out, err = run_cli(capsys, "--config", str(config_path), "score", "preview", "--scheme", scheme,
-                             "--data", str(data), "--period", period, "--format", "json")
+    code, out, err = kpibot(capsys, config_path, "score", "preview", "--scheme", scheme, "--data", str(data),
+                            "--period", period, "--format", "json")
     assert code == 0, err
     return {item["member"]: item for item in json.loads(out)["results"]}

@@ -20,7 +20,7 @@ from bot.storage.db import make_engine, transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import AuditEntry, DataEntry, Idp, PeriodResult
 from scoring import competition_ranks
-from tests.harness import (CLOSE_AT, PUBLISH_AT, SHANGHAI, BotEnv, job_runner, run_cli, score_preview, standalone_env,
+from tests.harness import (CLOSE_AT, PUBLISH_AT, SHANGHAI, BotEnv, job_runner, kpibot, score_preview, standalone_env,
                            write_data_file)
 
 REVIEW_PROMPT = datetime(2026, 11, 27, 10, 5, tzinfo=SHANGHAI)  # the self-review prompt: 2nd-last workday
@@ -114,7 +114,7 @@ class TestAMonthFromReportsToPublishedResults:
             self, month: Month, capsys: pytest.CaptureFixture[str]) -> None:
         env, config_path = month.env, month.config_path
         october = write_data_file(month.directory / "october.csv", october_rows())
-        code, out, err = run_cli(capsys, "--config", str(config_path), "data", "import", str(october), "--by", "zhoumin")
+        code, out, err = kpibot(capsys, config_path, "data", "import", str(october), "--by", "zhoumin")
         assert code == 0, err
         assert "已导入" in out and "42 行" in out
         assert env.run_job("month_close", period="2026-10", mark_read=True).ran
@@ -147,8 +147,7 @@ class TestAMonthFromReportsToPublishedResults:
         assert "320000" in say("zhoumin", "/data 李娜 社群引导销售额 32万 2026-Q4")
         assert "1200" in say("zhoumin", "/data 王强 新客户转化数 1,200 2026-11")
         november = write_data_file(month.directory / "november.csv", november_import_rows())
-        code, out, err = run_cli(capsys, "--config", str(month.config_path), "data", "import", str(november),
-                                 "--by", "lina")
+        code, out, err = kpibot(capsys, month.config_path, "data", "import", str(november), "--by", "lina")
         assert code == 0, err
         env.advance(minutes=2)
 
