@@ -177,9 +177,9 @@ def clock() -> FakeClock:
 
 
 @contextmanager
-def running_fake(clock: FakeClock) -> Iterator[FakeWeCom]:
-    """The fake WeCom on loopback, holding the demo org, on the given clock."""
-    fake = FakeWeCom(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID, clock=clock.now)
+def running_fake(clock: FakeClock | None = None) -> Iterator[FakeWeCom]:
+    """The fake WeCom on loopback, holding the demo org, on the given clock (the real one, like the CLI's, if None)."""
+    fake = FakeWeCom(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID, clock=clock.now if clock else None)
     demo_org.populate(fake)
     fake.start()
     try:

@@ -12,7 +12,6 @@ from bot.clock import SystemClock
 from bot.storage.db import make_engine, make_session_factory, transaction
 from bot.storage.models import OutboxMessage
 from bot.wecom.outbox import Outgoing, enqueue
-from bot.jobs.runner import JobRunner
 from bot.templates import render
 from tests.harness import BotEnv
 
@@ -119,7 +118,7 @@ def test_healthz_and_metrics_report_backlog_failures_last_runs_and_refusals(bot_
         enqueue(session, "k:ghost", Outgoing.text("ghost", "你好"), bot_env.clock.now())
         ghost = session.scalars(select(OutboxMessage).where(OutboxMessage.touser == "ghost")).one()
         ghost.status, ghost.last_error = "failed", "81013"
-    JobRunner(bot_env.bot).run("inbox_prune")
+    bot_env.runner().run("inbox_prune")
     assert bot_env.chat.sender.post_raw(b"<xml/>", {}).status == 400
     base = f"http://127.0.0.1:{bot_env.port}"
 

@@ -22,17 +22,15 @@ from bot.appraisal.feedback360 import (
     parse_rating,
     worked_with,
 )
-from bot.fakes.wecom import FakeWeCom
 from bot.appraisal.indicator_sources import collect_values, member_values
 from bot.storage.models import Feedback360Ask, Feedback360Rating, Feedback360Round
 from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_kr
 from bot.chat.routing import Person, Role
-from bot.jobs.runner import JobRunner
 from bot.appraisal.schemes import load_scheme
 from bot.templates import render
 from handlers.feedback360 import parse_deadline
 from scoring import MemberData, compute_results
-from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, BotEnv, Chat
+from tests.harness import BotEnv, Chat, running_fake, write_config_file
 
 D = Decimal
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -133,7 +131,7 @@ def test_a_round_from_nomination_to_the_indicator_showing_only_aggregates(bot_en
     assert "还没有已结束的 360 反馈" in text(chat, "lina")
 
     # The daily job reminds whoever still owes something, once.
-    result = JobRunner(bot_env.bot).run("feedback360_daily", bot_env.clock.now())
+    result = bot_env.runner().run("feedback360_daily", bot_env.clock.now())
     assert result.ran and "提醒评价人 1 人" in result.detail and "待确认的主管 1 人" in result.detail
     chenjing = [m.payload["content"] for m in chat.expect("chenjing", 2)]  # she owes a rating and a nomination
     assert "你还没有提名评价人" in chenjing[0] and "还有 1 份 360 评价待完成" in chenjing[1]
@@ -143,7 +141,7 @@ def test_a_round_from_nomination_to_the_indicator_showing_only_aggregates(bot_en
         assert "你还没有提名评价人" in text(chat, userid)
     bot_env.bot.sender.send_due()
     assert len(bot_env.fake.delivered("zhangwei")) == chat.seen["zhangwei"]  # 张伟 owes nothing: no reminder
-    assert JobRunner(bot_env.bot).run("feedback360_daily", bot_env.clock.now()).detail == "already_ran"
+    assert bot_env.runner().run("feedback360_daily", bot_env.clock.now()).detail == "already_ran"
 
     # Closing: each member gets their own aggregate, shown only from 3 ratings.
     chat.send("zhoumin", "/360 close")
@@ -213,25 +211,8 @@ def test_ratings_cannot_be_traced_to_a_rater(bot_env: BotEnv) -> None:
 
 
 def test_the_cli_opens_and_closes_a_round(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fake = FakeWeCom(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID)
-    demo_org.populate(fake)
-    with fake:
-        config = tmp_path / "config.toml"
-        config.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{CORP_SECRET}"
-token = "kpibotTestToken"
-encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-api_base_url = "{fake.base_url}"
-
-[database]
-url = "sqlite:///kpibot.db"
-
-[org]
-admins = ["zhoumin"]
-""", encoding="utf-8")
+    with running_fake() as fake:  # on the real clock, like the CLI
+        config = write_config_file(tmp_path, fake.base_url, org={"admins": ["zhoumin"]})
         assert main(["--config", str(config), "db", "upgrade"]) == 0
         assert main(["--config", str(config), "org", "sync"]) == 0
         capsys.readouterr()

@@ -24,7 +24,6 @@ from bot.appraisal.okr import (
     record_kr_progress,
 )
 from bot.chat.routing import Person, Role
-from bot.jobs.runner import JobRunner
 from bot.templates import render
 from scoring import MemberData, check_scheme, compute_results
 from tests.harness import BotEnv, Chat
@@ -146,10 +145,10 @@ def test_objective_krs_approval_progress_and_quarter_scores(bot_env: BotEnv) -> 
     assert quarter_close_period(new_year, bot_env.config) == "2026-Q4"
     assert quarter_close_period(datetime(2027, 1, 9, 8, 55, tzinfo=SHANGHAI), bot_env.config) is None
     bot_env.clock.set(new_year)
-    result = JobRunner(bot_env.bot).run("okr_quarter_close", new_year)
+    result = bot_env.runner().run("okr_quarter_close", new_year)
     assert result.ran and result.period == "2026-Q4" and "2 个已批准的 KR" in result.detail
     assert "→ 0.50" in chat.expect_text("zhangwei") and "平均得分：0.80" in chat.expect_text("yangfan")
-    assert JobRunner(bot_env.bot).run("okr_quarter_close", new_year).detail == "already_ran"
+    assert bot_env.runner().run("okr_quarter_close", new_year).detail == "already_ran"
     chat.send("zhangwei", f"/kr progress {kr_events} 2")
     assert "已在 2026-Q4 季末评分" in chat.expect_text("zhangwei")
 

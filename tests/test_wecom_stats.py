@@ -26,7 +26,8 @@ from bot.appraisal.indicator_sources import (
     wecom_metrics,
 )
 from bot.storage.models import OutboxMessage, WeComBehaviorDay, WeComCustomerCount, WeComGroupDay
-from bot.jobs.runner import JobRunner, job_by_id
+from bot.jobs.runner import job_by_id
+from bot.appraisal.results import close_month
 from bot.appraisal.schemes import load_scheme
 from bot.templates import render
 from bot.appraisal.wecom_stats import (
@@ -40,7 +41,7 @@ from bot.appraisal.wecom_stats import (
     sync_stats,
 )
 from scoring import MemberData, check_scheme, compute_results
-from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, BotEnv
+from tests.harness import AGENT_ID, CORP_ID, BotEnv, running_fake, write_config_file
 
 TODAY = date(2026, 11, 27)  # the harness clock's day
 D = Decimal
@@ -66,7 +67,7 @@ def sync(env: BotEnv, first: date, last: date, userids: list[str] | None = None)
 def test_the_nightly_job_stores_each_members_days_with_one_call_per_member(bot_env: BotEnv) -> None:
     demo_stats.populate(bot_env.fake, TODAY)
     bot_env.fake.set_customer_count("sunyue", 0)  # WeCom answers 84061 for a member without customers
-    result = JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now())
+    result = bot_env.runner().run("wecom_stats_sync", bot_env.clock.now())
     assert result.ran and result.period == "2026-11-27"
 
     calls = bot_env.fake.calls(BEHAVIOR_PATH)
@@ -100,11 +101,11 @@ def test_the_nightly_job_stores_each_members_days_with_one_call_per_member(bot_e
     # The next day re-pulls the overlap: a figure WeCom corrected meanwhile is replaced, nothing is duplicated.
     bot_env.fake.set_behavior_data("zhangwei", date(2026, 11, 25), new_contact_cnt=99)
     bot_env.clock.advance(days=1)
-    assert JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now()).ran
+    assert bot_env.runner().run("wecom_stats_sync", bot_env.clock.now()).ran
     with transaction(bot_env.bot.sessions) as session:
         assert session.get(WeComBehaviorDay, ("zhangwei", date(2026, 11, 25))).new_contact_cnt == 99
     assert count(bot_env, WeComBehaviorDay) == 5 * len(MEMBERS)  # Nov 23 … Nov 27
-    assert JobRunner(bot_env.bot).run("wecom_stats_sync", bot_env.clock.now()).detail == "already_ran"
+    assert bot_env.runner().run("wecom_stats_sync", bot_env.clock.now()).detail == "already_ran"
 
 
 def test_the_job_has_a_time_off_the_half_hour_and_can_be_switched_off(bot_env: BotEnv) -> None:
@@ -326,7 +327,7 @@ def test_sources_and_needs_follow_the_scheme() -> None:
 
 def test_48002_sends_one_message_to_the_admin_and_no_retry_loop(bot_env: BotEnv) -> None:
     bot_env.fake.set_stats_permission(False)
-    runner = JobRunner(bot_env.bot)
+    runner = bot_env.runner()
     result = runner.run("wecom_stats_sync", bot_env.clock.now())
     assert result.ran and "48002" in result.detail
     assert len(bot_env.fake.calls(BEHAVIOR_PATH)) == 1  # the probe, and nothing after it
@@ -439,9 +440,8 @@ def test_a_member_without_customer_contact_permission_is_skipped_and_named_by_th
     assert "孙悦：没有客户联系权限" in text and "权限配置" in text
 
     # The month close tells the admins by name.
-    from bot.appraisal.results import close_month
     close_month(bot_env.bot.sessions, bot_env.config, bot_env.clock.now(), "2026-10")
-    bot_env.bot.sender.send_due()
+    bot_env.settle()  # not one send_due pass: the sender loop may hold the row at that moment
     admin_text = "\n".join(m.content or "" for m in bot_env.fake.delivered("zhoumin"))
     assert "没有客户联系权限（企业微信 84074），客户联系统计已跳过：孙悦" in admin_text
 
@@ -455,40 +455,13 @@ def test_a_member_without_customer_contact_permission_is_skipped_and_named_by_th
 
 # -- the command line ----------------------------------------------------------------------------------------
 
-def _config_file(tmp_path: Path, api_base_url: str) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{CORP_SECRET}"
-token = "kpibotTestToken"
-encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-api_base_url = "{api_base_url}"
-request_timeout = 2.0
-
-[database]
-url = "sqlite:///kpibot.db"
-
-[org]
-admins = ["zhoumin"]
-
-[wecom_stats]
-sync_at = "07:20"
-repull_days = 2
-""", encoding="utf-8")
-    return path
-
-
 def test_sync_wecom_backfills_from_a_date_and_refuses_days_wecom_does_not_give(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.sandbox import demo_org
-    fake = FakeWeCom(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID)  # on the real clock, like the CLI
-    demo_org.populate(fake)
     today = datetime.now(WECOM_ZONE).date()
-    demo_stats.populate(fake, today, days=40)
-    with fake:
-        config = _config_file(tmp_path, fake.base_url)
+    with running_fake() as fake:  # on the real clock, like the CLI
+        demo_stats.populate(fake, today, days=40)
+        config = write_config_file(tmp_path, fake.base_url, org={"admins": ["zhoumin"]},
+                                   wecom_stats={"sync_at": "07:20", "repull_days": 2})
         assert main(["--config", str(config), "db", "upgrade"]) == 0
         assert main(["--config", str(config), "org", "sync"]) == 0
         capsys.readouterr()
