@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,6 +30,7 @@ from bot.jobs.runner import JobResult, JobRunner
 from bot.sandbox import demo_org
 from bot.storage.db import make_engine, transaction, upgrade_database
 from bot.storage.models import Base, InboxMessage, OutboxMessage
+from bot.templates import render, template_names
 
 if TYPE_CHECKING:
     from bot.chat.routing import Router
@@ -433,3 +435,21 @@ def score_preview(capsys: pytest.CaptureFixture[str], config_path: Path, data: P
                             "--period", period, "--format", "json")
     assert code == 0, err
     return {item["member"]: item for item in json.loads(out)["results"]}
+
+
+# -- templates ---------------------------------------------------------------------------------------------------
+def assert_renders(name: str, variables: dict[str, Any], fragments: tuple[str, ...], *,
+                   blank_runs: bool = True) -> str:
+    """Render template `name` with realistic `variables` and check every fragment is in the text (and, with
+    blank_runs=False, that it has no runs of blank lines); return the text."""
+    text = render(name, **variables)
+    for fragment in fragments:
+        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    if not blank_runs:
+        assert not re.search(r"\n\s*\n\s*\n", text), f"{name} has runs of blank lines: {text!r}"
+    return text
+
+
+def templates_under(folder: str) -> set[str]:
+    """The names of the shipped templates in `folder` (e.g. "okr/"), for a check that each has a rendering case."""
+    return {name for name in template_names() if name.startswith(folder)}

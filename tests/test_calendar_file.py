@@ -13,7 +13,8 @@ from bot.config import ConfigError, parse_config
 from bot.fakes.wecom import FakeWeCom
 from bot.jobs.runner import job_by_id, next_effective_fire_time
 from bot.templates import render
-from tests.harness import AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN, BotEnv, make_config, write_config_file
+from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN, BotEnv, make_config,
+                           write_config_file)
 
 # Test data written for these tests only (not the official 2027 arrangement, which is not published).
 TEST_CALENDAR = """

@@ -14,7 +14,7 @@ from bot.fakes.wecom import DeliveredMessage
 from bot.storage.models import MemberVisit, OkrKeyResult, OutboxMessage, TemplateCard
 from bot.wecom.plain_text import markdown_as_text
 from bot.templates import render, template_names
-from tests.harness import BotEnv, EnvFactory
+from tests.harness import BotEnv, EnvFactory, assert_renders
 
 
 def click(env: BotEnv, userid: str, card: DeliveredMessage, button: int = 0) -> str:
@@ -314,10 +314,7 @@ CASES: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_card_templates_render(name: str) -> None:
-    variables, fragments = CASES[name]
-    text = render(name, **variables)
-    for fragment in fragments:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *CASES[name])
 
 
 @pytest.mark.parametrize(("outcome", "label"), [("submitted", "已提交"), ("editing", "修改中"),

@@ -19,7 +19,7 @@ from bot.storage.models import AuditEntry, DataEntry, ResultCalibration
 from bot.appraisal.results import Calibrated
 from bot.templates import render
 from scoring import Period
-from tests.harness import CLOSE_AT, PUBLISH_AT, SHANGHAI, BotEnv, EnvFactory, make_config, seed_month
+from tests.harness import CLOSE_AT, PUBLISH_AT, SHANGHAI, BotEnv, EnvFactory, assert_renders, make_config, seed_month
 
 EXECUTOR = cached_scheme("seed-executor")
 NOVEMBER = Period.month(2026, 11)
@@ -267,10 +267,7 @@ SCORING_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(SCORING_TEMPLATES))
 def test_scoring_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = SCORING_TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *SCORING_TEMPLATES[name])
 
 
 def test_every_scoring_error_code_has_its_own_sentence() -> None:

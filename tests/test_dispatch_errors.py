@@ -8,7 +8,8 @@ from sqlalchemy import select
 from bot.storage.db import transaction
 from bot.storage.models import InboxMessage, OutboxMessage
 from bot.wecom.outbox import Outgoing, enqueue
-from bot.chat.routing import Context, Role, Router
+from bot.appraisal.people import Role
+from bot.chat.routing import Context, Router
 from handlers import ROUTERS
 from tests.harness import BotEnv, EnvFactory
 

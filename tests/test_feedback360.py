@@ -26,12 +26,11 @@ from bot.appraisal.feedback360 import (
 from bot.appraisal.indicator_sources import collect_values, member_values
 from bot.storage.models import Feedback360Ask, Feedback360Rating, Feedback360Round
 from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_kr
-from bot.chat.routing import Person, Role
+from bot.appraisal.people import Person, Role
 from bot.appraisal.schemes import load_scheme
-from bot.templates import render
 from handlers.feedback360 import parse_deadline
 from scoring import MemberData, compute_results
-from tests.harness import BotEnv, Chat, running_fake, standalone_env, write_config_file
+from tests.harness import BotEnv, Chat, assert_renders, running_fake, standalone_env, templates_under, write_config_file
 
 D = Decimal
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -307,16 +306,11 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATE_CASES))
 def test_feedback360_templates_render(name: str) -> None:
-    variables, fragments = TEMPLATE_CASES[name]
-    rendered = render(name, **variables)
-    for fragment in fragments:
-        assert fragment in rendered, f"{name}: {fragment!r} not in {rendered!r}"
-    assert not re.search(r"\n\s*\n\s*\n", rendered), f"{name} has runs of blank lines: {rendered!r}"
+    assert_renders(name, *TEMPLATE_CASES[name], blank_runs=False)
 
 
 def test_every_feedback360_template_has_a_case() -> None:
-    from bot.templates import template_names
-    assert {n for n in template_names() if n.startswith("feedback360/")} == set(TEMPLATE_CASES)
+    assert templates_under("feedback360/") == set(TEMPLATE_CASES)
 
 
 def test_colleagues_named_in_weekly_reports_are_proposed(bot_env: BotEnv) -> None:

@@ -197,8 +197,8 @@ class TestAMonthFromReportsToPublishedResults:
         rows += [[userid, "lina", "work_attitude", "2026-11", str(rating), ""]
                  for userid, rating in (("zhangwei", 2), ("liuyang", 5), ("chenjing", 4), ("yangfan", 5),
                                         ("maxiao", 4), ("zhouxin", 3))]
-        same_data = score_preview(capsys, month.config_path, write_data_file(month.directory / "november-all.csv", rows),
-                                  "2026-11")
+        everything = write_data_file(month.directory / "november-all.csv", rows)
+        same_data = score_preview(capsys, month.config_path, everything, "2026-11")
         month.november_preview = same_data
         summary = next(text for text in env.chat.texts_to("lina") if text.startswith("2026年11月团队考核结果"))
         final = {u: Decimal("90.00") if u == "yangfan" else Decimal(same_data[u]["total"]) for u in TEAM}

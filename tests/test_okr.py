@@ -25,10 +25,10 @@ from bot.appraisal.okr import (
     quarter_close_period,
     record_kr_progress,
 )
-from bot.chat.routing import Person, Role
+from bot.appraisal.people import Person, Role
 from bot.templates import render
 from scoring import MemberData, check_scheme, compute_results
-from tests.harness import BotEnv, Chat, standalone_env
+from tests.harness import BotEnv, Chat, assert_renders, standalone_env, templates_under
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 D = Decimal
@@ -247,13 +247,8 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATE_CASES))
 def test_okr_templates_render(name: str) -> None:
-    variables, fragments = TEMPLATE_CASES[name]
-    text = render(name, **variables)
-    for fragment in fragments:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
-    assert not re.search(r"\n\s*\n\s*\n", text), f"{name} has runs of blank lines: {text!r}"
+    assert_renders(name, *TEMPLATE_CASES[name], blank_runs=False)
 
 
 def test_every_okr_template_has_a_case() -> None:
-    from bot.templates import template_names
-    assert {n for n in template_names() if n.startswith("okr/")} == set(TEMPLATE_CASES)
+    assert templates_under("okr/") == set(TEMPLATE_CASES)

@@ -24,8 +24,8 @@ from bot.appraisal.results import (CloseReport, PublishReport, close_period_of, 
 from bot.jobs.runner import job_by_id, next_effective_fire_time
 from bot.templates import render
 from scoring import WAIVED, Calibration, MemberData, apply_calibrations, compute_results, parse_scheme, preset_text
-from tests.harness import (DATA_FILE_HEADER, SHANGHAI, BotEnv, EnvFactory, kpibot, make_config, score_preview,
-                           write_data_file)
+from tests.harness import (DATA_FILE_HEADER, SHANGHAI, BotEnv, EnvFactory, assert_renders, kpibot, make_config,
+                           score_preview, write_data_file)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "docs" / "sample-data.csv"
 SAMPLE_MEMBERS = ("zhangwei", "lina", "wangfang", "liuyang", "chenjing", "zhaolei")
@@ -355,10 +355,7 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(RESULT_TEMPLATES))
 def test_results_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = RESULT_TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *RESULT_TEMPLATES[name])
 
 
 def test_every_results_error_and_view_error_has_its_sentence() -> None:

@@ -17,7 +17,7 @@ from bot.storage.models import SelfReview
 from bot.templates import render
 from handlers.self_review import IndicatorView, RatingProblem, default_month, parse_rating, review_is_open
 from scoring import Cycle, Dimension, Direction, Indicator, RatingRule, Scheme
-from tests.harness import BotEnv, make_config
+from tests.harness import BotEnv, assert_renders, make_config
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOVEMBER_PROMPT = datetime(2026, 11, 27, 10, 5, tzinfo=SHANGHAI)  # second-last workday of November 2026
@@ -220,10 +220,7 @@ TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_review_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *TEMPLATES[name])
 
 
 def test_a_prompt_with_no_behaviour_indicator_due_goes_straight_to_achievements() -> None:

@@ -23,8 +23,8 @@ from bot.appraisal.numbers import NumberError, wecom_count, wecom_decimal
 from bot.appraisal.wecom_stats import _day_start, _MemberPull, _store_behavior
 from bot.templates import render
 from scoring import WAIVED, Period
-from tests.harness import (CLOSE_AT, EVERYONE, PUBLISH_AT, SHANGHAI, USUAL_VALUES, BotEnv, EnvFactory, kpibot,
-                           score_preview, seed_month, write_data_file)
+from tests.harness import (CLOSE_AT, EVERYONE, PUBLISH_AT, SHANGHAI, USUAL_VALUES, BotEnv, EnvFactory, assert_renders,
+                           kpibot, score_preview, seed_month, write_data_file)
 from tests.test_permissions import ADMIN, ADMIN_WUHAO
 
 MONTHLY = ("net_follower_growth_rate", "event_participation_rate", "content_output", "response_time", "work_attitude")
@@ -246,10 +246,7 @@ TRUST_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TRUST_TEMPLATES))
 def test_trust_templates_render(name: str) -> None:
-    variables, expected = TRUST_TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *TRUST_TEMPLATES[name])
 
 
 @pytest.mark.parametrize("code, text", [

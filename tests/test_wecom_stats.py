@@ -1,7 +1,6 @@
 """WeCom customer-contact statistics end to end: the nightly pull, stored days, derived metrics, guardrails, 48002."""
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +40,7 @@ from bot.appraisal.wecom_stats import (
     sync_stats,
 )
 from scoring import MemberData, check_scheme, compute_results
-from tests.harness import AGENT_ID, CORP_ID, BotEnv, running_fake, write_config_file
+from tests.harness import AGENT_ID, CORP_ID, BotEnv, assert_renders, running_fake, templates_under, write_config_file
 
 TODAY = date(2026, 11, 27)  # the harness clock's day
 D = Decimal
@@ -540,13 +539,8 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATE_CASES))
 def test_wecom_stats_templates_render(name: str) -> None:
-    variables, fragments = TEMPLATE_CASES[name]
-    text = render(name, **variables)
-    for fragment in fragments:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
-    assert not re.search(r"\n\s*\n\s*\n", text), f"{name} has runs of blank lines: {text!r}"
+    assert_renders(name, *TEMPLATE_CASES[name], blank_runs=False)
 
 
 def test_every_wecom_stats_template_has_a_case() -> None:
-    from bot.templates import template_names
-    assert {n for n in template_names() if n.startswith("wecom_stats/")} == set(TEMPLATE_CASES)
+    assert templates_under("wecom_stats/") == set(TEMPLATE_CASES)
