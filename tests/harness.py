@@ -408,12 +408,17 @@ def seed_month(env: BotEnv, period: str, userids: tuple[str, ...] = EVERYONE) ->
 
 
 # -- the command line --------------------------------------------------------------------------------------------
-def kpibot(capsys: pytest.CaptureFixture[str], config_path: Path, *argv: str) -> tuple[int, str, str]:
-    """`kpibot --config config_path *argv` in this process: the exit code and what it printed to stdout and stderr."""
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`kpibot *argv` in this process: the exit code and what it printed to stdout and stderr."""
     capsys.readouterr()
-    code = cli.main(["--config", str(config_path), *argv])
+    code = cli.main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def kpibot(capsys: pytest.CaptureFixture[str], config_path: Path, *argv: str) -> tuple[int, str, str]:
+    """`kpibot --config config_path *argv` in this process (see `run_cli`)."""
+    return run_cli(capsys, "--config", str(config_path), *argv)
 
 
 DATA_FILE_HEADER = ["member", "team", "indicator", "period", "value", "target"]
