@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.harness"]
+pytest_plugins = ["tests.harness", "tests.sandbox_harness"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
