@@ -387,7 +387,8 @@ EnvFactory = Callable[..., BotEnv]
 
 @pytest.fixture
 def make_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterator[EnvFactory]:
-    """`make_env(**sections)`: a running bot with some config sections changed (each test builds the one it needs)."""
+    """`make_env(routers=None, **sections)`: a running bot with some config sections (or its routers) changed, each
+    test building the one it needs; all of them stop after the test."""
     with ExitStack() as running:
         yield lambda **sections: running.enter_context(start_env(db_url, clock, fake_wecom, **sections))
 
