@@ -1,4 +1,5 @@
-"""Shared test fixtures: the network guard, one database per supported backend, the running bot and a chat."""
+"""Shared test fixtures: the network guard, one database per supported backend, the running bot and a chat, and
+the `steps` marker for a story told as a class of steps."""
 from __future__ import annotations
 
 import ipaddress
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.harness"]
+pytest_plugins = ["tests.harness", "tests.sandbox_harness"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -53,3 +54,30 @@ def database_backends() -> list[str]:
     if os.environ.get("KPIBOT_TEST_MYSQL_URL"):
         backends.append("mysql")
     return backends
+
+
+# -- a story in steps ------------------------------------------------------------------------------------------
+# A long story is a class marked `steps`: each test method is one step, sharing a class-scoped env. When a step
+# fails, the later steps of that story (same class, same backend) are marked xfail instead of failing in a heap,
+# so the report names the step that broke.
+_failed_step: dict[tuple[str, str], str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "steps: the test methods of this class are the steps of one story")
+
+
+def _story(item: pytest.Item) -> tuple[str, str]:
+    callspec = getattr(item, "callspec", None)
+    return item.parent.nodeid if item.parent else "", callspec.id if callspec else ""
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("steps") and (failed := _failed_step.get(_story(item))):
+        pytest.xfail(f"an earlier step failed: {failed}")
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if item.get_closest_marker("steps") and call.excinfo is not None and not call.excinfo.errisinstance(
+            pytest.xfail.Exception):
+        _failed_step.setdefault(_story(item), item.name)

@@ -118,7 +118,7 @@ def test_healthz_and_metrics_report_backlog_failures_last_runs_and_refusals(bot_
         enqueue(session, "k:ghost", Outgoing.text("ghost", "你好"), bot_env.clock.now())
         ghost = session.scalars(select(OutboxMessage).where(OutboxMessage.touser == "ghost")).one()
         ghost.status, ghost.last_error = "failed", "81013"
-    bot_env.bot.job_runner().run("inbox_prune")
+    bot_env.runner().run("inbox_prune")
     assert bot_env.chat.sender.post_raw(b"<xml/>", {}).status == 400
     base = f"http://127.0.0.1:{bot_env.port}"
 

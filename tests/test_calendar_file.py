@@ -14,7 +14,8 @@ from bot.fakes.wecom import FakeWeCom
 from bot.jobs.spec import next_effective_fire_time
 from bot.jobs.table import job_by_id
 from bot.templates import render
-from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN, BotEnv, make_config)
+from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN, BotEnv, make_config,
+                           write_config_file)
 
 # Test data written for these tests only (not the official 2027 arrangement, which is not published).
 TEST_CALENDAR = """
@@ -45,23 +46,11 @@ def _raw_config(**schedule: object) -> dict[str, object]:
                       "encoding_aes_key": AES_KEY}, "schedule": dict(schedule)}
 
 
-def _write_config(tmp_path: Path, calendar: str | None, fake: FakeWeCom | None = None, extra: str = "") -> Path:
+def _write_config(tmp_path: Path, calendar: str | None) -> Path:
+    """A config file beside a calendar.toml holding `calendar` (none if None)."""
     if calendar is not None:
         (tmp_path / "calendar.toml").write_text(calendar, encoding="utf-8")
-    api = f'api_base_url = "{fake.base_url}"\n' if fake else ""
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{CORP_SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-{api}
-[database]
-url = "sqlite:///kpibot.db"
-{extra}""", encoding="utf-8")
-    return path
+    return write_config_file(tmp_path, "http://127.0.0.1:1/cgi-bin/")  # no WeCom: these commands never call it
 
 
 def test_new_years_day_2027_is_no_workday_once_the_calendar_file_says_so(tmp_path: Path) -> None:
@@ -209,7 +198,7 @@ def test_the_warning_is_due_30_days_before_a_year_without_data_and_inside_it() -
 
 
 def test_the_admins_are_warned_once_a_year_and_never_when_the_file_has_the_year(bot_env: BotEnv) -> None:
-    runner = bot_env.bot.job_runner()
+    runner = bot_env.runner()
     bot_env.clock.set(_at(2026, 12, 5, 9, 50))
     first = runner.run("calendar_warning")
     assert first.ran and first.period == "2027" and "zhoumin" in first.detail
@@ -224,7 +213,7 @@ def test_the_admins_are_warned_once_a_year_and_never_when_the_file_has_the_year(
 
 
 def test_a_start_up_inside_a_year_without_data_warns_at_once(bot_env: BotEnv) -> None:
-    runner = bot_env.bot.job_runner()
+    runner = bot_env.runner()
     bot_env.clock.set(_at(2027, 1, 6, 8, 0))  # before the day's 09:45: the start-up catch-up does it
     ran = {result.job_id: result for result in runner.catch_up()}
     assert ran["calendar_warning"].ran and ran["calendar_warning"].period == "2027"

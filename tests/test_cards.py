@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,42 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.wecom import card_state
-from bot.clock import FakeClock
-from bot.storage.db import make_engine, transaction
-from bot.fakes.wecom import DeliveredMessage, FakeWeCom
+from bot.storage.db import transaction
+from bot.fakes.wecom import DeliveredMessage
 from bot.storage.models import MemberVisit, OkrKeyResult, OutboxMessage, TemplateCard
 from bot.wecom.plain_text import markdown_as_text
 from bot.templates import render, template_names
-from bot.fakes.callbacks import CallbackSender
-from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, BotEnv, Chat, make_config, prepare_database, start_bot
-
-EnvFactory = Callable[..., BotEnv]
-
-
-@pytest.fixture
-def make_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterator[EnvFactory]:
-    """A running bot with some config sections changed (each test builds the one it needs)."""
-    started: list[BotEnv] = []
-
-    def build(**sections: dict[str, Any]) -> BotEnv:
-        config = make_config(db_url, fake_wecom.base_url, **sections)
-        engine = make_engine(db_url)
-        prepare_database(engine, db_url)
-        bot, port = start_bot(config, clock, engine, fake_wecom)
-        sender = CallbackSender(f"http://127.0.0.1:{port}/wecom/callback", token=TOKEN, encoding_aes_key=AES_KEY,
-                                corp_id=CORP_ID, agent_id=AGENT_ID, clock=clock.now)
-        env = BotEnv(bot=bot, fake=fake_wecom, clock=clock, chat=Chat(sender, fake_wecom), config=config, port=port)
-        started.append(env)
-        return env
-
-    yield build
-    for env in started:
-        env.bot.stop()
-
-
-def say(chat: Chat, userid: str, text: str) -> str:
-    chat.send(userid, text)
-    return chat.expect_text(userid)
+from tests.harness import BotEnv, EnvFactory, assert_renders
 
 
 def click(env: BotEnv, userid: str, card: DeliveredMessage, button: int = 0) -> str:
@@ -57,26 +26,19 @@ def click(env: BotEnv, userid: str, card: DeliveredMessage, button: int = 0) -> 
     return code
 
 
-def settle(env: BotEnv) -> None:
-    with transaction(env.bot.sessions) as session:
-        queued = len(session.scalars(select(OutboxMessage.id)).all())
-    env.bot.sender.wake()
-    env.bot.sender.wait_for_outcomes(queued)
-
-
 def flush(env: BotEnv) -> None:
     """Send whatever is still queued now (the sender loop may be between passes)."""
     env.bot.sender.send_due()
 
 
 def add_objective(env: BotEnv, manager: str) -> int:
-    objective = re.search(r"O(\d+)", say(env.chat, manager, "/okr objective add 提升社群活跃度"))
+    objective = re.search(r"O(\d+)", env.chat.say(manager, "/okr objective add 提升社群活跃度"))
     assert objective is not None
     return int(objective.group(1))
 
 
 def add_kr(env: BotEnv, owner: str, objective: int, title: str) -> int:
-    reply = say(env.chat, owner, f"/kr add O{objective} {title}")
+    reply = env.chat.say(owner, f"/kr add O{objective} {title}")
     kr = re.search(r"KR(\d+)", reply)
     assert kr is not None, reply
     return int(kr.group(1))
@@ -125,9 +87,9 @@ def test_acting_by_command_finishes_the_cards_too_and_an_expired_code_is_not_tri
     kr = add_kr(env, "zhoumin", add_objective(env, "zhoumin"), "社群拉新 300人")
     chat.expect("lina", 2)
     chat.expect("wangqiang", 2)
-    settle(env)  # the sends are recorded before the clock moves on
+    env.settle()  # the sends are recorded before the clock moves on
     env.advance(hours=73)  # past the 72 h a response_code lives
-    assert "已退回" in say(chat, "wangqiang", f"/kr return {kr} 目标太低")
+    assert "已退回" in chat.say("wangqiang", f"/kr return {kr} 目标太低")
     assert "王强 退回了你的 KR" in chat.expect_text("zhoumin")
     flush(env)
     with transaction(env.bot.sessions) as session:
@@ -162,7 +124,7 @@ def test_an_update_whose_answer_was_lost_is_not_shown_twice(make_env: EnvFactory
             "button_list": [{"text": "确认", "style": 1, "key": "lost:ok"}]}
     with transaction(env.bot.sessions) as session:
         card_state.send(session, env.config, "t:lost", "zhangwei", card, "t:lost", env.clock.now())
-    settle(env)
+    env.settle()
     env.fake.inject("message/update_template_card", delay=2.5)  # WeCom updates it; we time out (2 s) first
     with transaction(env.bot.sessions) as session:
         card_state.finish(session, "t:lost", "已确认 · 李娜", "lina", env.clock.now())
@@ -209,10 +171,10 @@ def test_a_wechat_user_gets_text_only_and_acts_by_replying_a_number(make_env: En
     [approval] = chat.expect("lina")
     assert approval.msgtype == "text" and f"KR{kr}「策划会员专属活动」" in (approval.content or "")
     assert "回复 1 批准" in (approval.content or "")
-    assert "已批准" in say(chat, "lina", "1")
+    assert "已批准" in chat.say("lina", "1")
     assert "批准" in chat.expect_text("zhangwei")
     env.advance(seconds=5)
-    assert "已经处理过了：「已批准 · 李娜」" in say(chat, "lina", "1")  # nothing left waiting: said so, once
+    assert "已经处理过了：「已批准 · 李娜」" in chat.say("lina", "1")  # nothing left waiting: said so, once
     with transaction(env.bot.sessions) as session:
         row = session.get(OkrKeyResult, kr)
         assert row is not None and row.status == "approved"
@@ -221,7 +183,7 @@ def test_a_wechat_user_gets_text_only_and_acts_by_replying_a_number(make_env: En
     add_kr(env, "zhangwei", objective, "会员复购率 15%")
     [approval] = chat.expect("lina")
     assert approval.msgtype == "text"
-    assert "已退回" in say(chat, "lina", "2")
+    assert "已退回" in chat.say("lina", "2")
     assert "李娜 退回了你的 KR" in chat.expect_text("zhangwei")
     chat.send("lina", "/okr team")
     [tree] = chat.expect("lina")
@@ -240,7 +202,7 @@ def test_a_wechat_user_writes_the_weekly_report_without_cards(make_env: EnvFacto
     chat.send("zhangwei", "本周关键动作：会员日活动 3 场\n结果与数据：新增粉丝 320\n下周计划：双十二")
     [summary] = chat.expect("zhangwei")
     assert summary.msgtype == "text" and "回复 1 提交，回复 2 修改。" in (summary.content or "")
-    assert "已提交" in say(chat, "zhangwei", "1")
+    assert "已提交" in chat.say("zhangwei", "1")
     assert all(m.msgtype == "text" for m in env.fake.delivered("zhangwei"))
 
 
@@ -251,11 +213,11 @@ def test_a_wechat_user_confirms_360_raters_by_replying_1(make_env: EnvFactory) -
     for userid in ("zhoumin", "lina", "zhangwei", "huangli"):
         chat.expect(userid)  # the round's announcement
     assert "已通知" in chat.expect_text("zhoumin")
-    assert "等待 李娜 确认" in say(chat, "zhangwei", "/360 raters 黄丽 吴昊 孙悦")
+    assert "等待 李娜 确认" in chat.say("zhangwei", "/360 raters 黄丽 吴昊 孙悦")
     [nomination] = chat.expect("lina")
     assert nomination.msgtype == "text" and "黄丽、吴昊、孙悦" in (nomination.content or "")
     assert "回复 1 确认" in (nomination.content or "")
-    assert "已确认 张伟 的 360 评价人" in say(chat, "lina", "1")
+    assert "已确认 张伟 的 360 评价人" in chat.say("lina", "1")
     assert "李娜 已确认你的 360 评价人：黄丽、吴昊、孙悦" in chat.expect_text("zhangwei")
     assert "请为 张伟" in chat.expect_text("huangli")
     assert all(m.msgtype == "text" for m in env.fake.delivered("lina"))
@@ -269,11 +231,11 @@ def test_a_number_cannot_choose_between_two_waiting_cards(make_env: EnvFactory) 
     chat.expect("lina", 2)
     add_kr(env, "zhangwei", objective, "会员复购率 15%")
     chat.expect("lina", 2)
-    assert "你有 2 项待处理的事项" in say(chat, "lina", "1")
-    assert "已批准" in say(chat, "lina", f"/kr approve {first}")
+    assert "你有 2 项待处理的事项" in chat.say("lina", "1")
+    assert "已批准" in chat.say("lina", f"/kr approve {first}")
     chat.expect("zhangwei")
-    assert "没有第 3 个选项" in say(chat, "lina", "3")
-    assert "已批准" in say(chat, "lina", "1")  # one left: the number answers it
+    assert "没有第 3 个选项" in chat.say("lina", "3")
+    assert "已批准" in chat.say("lina", "1")  # one left: the number answers it
     assert "已批准" in chat.expect_text("zhangwei")
     flush(env)
     assert [u.button_replace_name for u in env.fake.card_updates()] == ["已批准 · 李娜", "已批准 · 李娜"]
@@ -321,13 +283,13 @@ def test_entering_the_app_twice_welcomes_once_and_again_after_a_long_absence(mak
     assert "欢迎使用绩效助手" in chat.expect_text("sunyue")
     env.advance(minutes=5)
     assert chat.sender.event("sunyue", "enter_agent", "").status == 200
-    assert "/help" in say(chat, "sunyue", "/help")  # the reply to /help is the next thing she receives
+    assert "/help" in chat.say("sunyue", "/help")  # the reply to /help is the next thing she receives
     env.advance(days=89)
     chat.sender.event("sunyue", "enter_agent", "")
     env.advance(days=89)  # she kept opening the app: never away for 90 days (each visit counts when it happened,
     # even if the bot handles the event later)
     chat.sender.event("sunyue", "enter_agent", "")
-    assert "/help" in say(chat, "sunyue", "/help")
+    assert "/help" in chat.say("sunyue", "/help")
     env.advance(days=91)
     chat.sender.event("sunyue", "enter_agent", "")
     assert "欢迎使用绩效助手" in chat.expect_text("sunyue")
@@ -352,10 +314,7 @@ CASES: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_card_templates_render(name: str) -> None:
-    variables, fragments = CASES[name]
-    text = render(name, **variables)
-    for fragment in fragments:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *CASES[name])
 
 
 @pytest.mark.parametrize(("outcome", "label"), [("submitted", "已提交"), ("editing", "修改中"),

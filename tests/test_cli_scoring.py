@@ -3,28 +3,18 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from bot.templates import render
+from scoring import preset_names
+from tests.harness import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the lead's tests/conftest.py may do this too; harmless twice
-    sys.path.insert(0, str(ROOT))
-
-from bot.cli.main import main  # noqa: E402
-from bot.templates import render  # noqa: E402
-from scoring import preset_names  # noqa: E402
-
 SAMPLE = str(ROOT / "docs" / "sample-data.csv")
 TWO_DECIMALS = re.compile(r"^-?\d+\.\d{2}$")
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # --- scheme check --------------------------------------------------------------------------------------
@@ -32,14 +22,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("name", preset_names())
 def test_scheme_check_passes_every_preset(capsys, name: str) -> None:
-    code, out, _ = run(capsys, "scheme", "check", name)
+    code, out, _ = run_cli(capsys, "scheme", "check", name)
     assert code == 0
     assert f"方案检查：预设 {name}" in out and "没有发现问题。" in out and "结论：方案可以使用。" in out
     assert "| 指标 | 名称 | 维度 |" in out
 
 
 def test_scheme_check_lists_indicators_with_weights_rules_and_guardrails(capsys) -> None:
-    _, out, _ = run(capsys, "scheme", "check", "seed-executor")
+    _, out, _ = run_cli(capsys, "scheme", "check", "seed-executor")
     assert "| net_follower_growth_rate | 粉丝净增长率 | 绩效 | 用户增长 | 15% | 15-20% | 月度 | 越高越好 | 比率（封顶 120） | 5% |" in out
     assert "group_quit_rate > 15 扣 20 分；group_speaking_rate < 10 扣 20 分" in out
     assert "| culture_fit | 公司文化契合度 | 行为 | 行为规范 | 10% | 10% | 年度 | 越高越好 | 评级 |" in out
@@ -78,7 +68,7 @@ rule = { type = "rating" }
 def test_scheme_check_reports_every_problem_and_exits_1(capsys, tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text(BROKEN, encoding="utf-8")
-    code, out, _ = run(capsys, "scheme", "check", str(path))
+    code, out, _ = run_cli(capsys, "scheme", "check", str(path))
     assert code == 1
     assert "问题（错误 7 项，提醒 2 项）" in out
     for line in [
@@ -99,14 +89,14 @@ def test_scheme_check_reports_every_problem_and_exits_1(capsys, tmp_path: Path) 
 def test_scheme_check_on_text_that_is_not_toml(capsys, tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[scheme\nkey = 1\n", encoding="utf-8")
-    code, out, _ = run(capsys, "scheme", "check", str(path))
+    code, out, _ = run_cli(capsys, "scheme", "check", str(path))
     assert code == 1 and "不是有效的 TOML（第 1 行" in out
 
 
 def test_scheme_check_unknown_file_or_preset_is_one_line_exit_2(capsys) -> None:
-    code, out, err = run(capsys, "scheme", "check", "no/such/file.toml")
+    code, out, err = run_cli(capsys, "scheme", "check", "no/such/file.toml")
     assert code == 2 and out == "" and err == "kpibot: 找不到方案文件 no/such/file.toml\n"
-    code, _, err = run(capsys, "scheme", "check", "seed-director")
+    code, _, err = run_cli(capsys, "scheme", "check", "seed-director")
     assert code == 2 and err.startswith("kpibot: 没有名为“seed-director”的预设方案")
     assert "seed-executor" in err and err.count("\n") == 1
 
@@ -115,8 +105,8 @@ def test_scheme_check_unknown_file_or_preset_is_one_line_exit_2(capsys) -> None:
 
 
 def preview(capsys, period: str) -> dict:
-    code, out, err = run(capsys, "score", "preview", "--scheme", "seed-executor", "--data", SAMPLE,
-                         "--period", period, "--format", "json")
+    code, out, err = run_cli(capsys, "score", "preview", "--scheme", "seed-executor", "--data", SAMPLE,
+                             "--period", period, "--format", "json")
     assert code == 0, err
     return json.loads(out)
 
@@ -179,8 +169,8 @@ def test_quarter_and_year_preview_json_on_the_sample(capsys, period: str) -> Non
 
 
 def test_preview_table_format(capsys) -> None:
-    code, out, _ = run(capsys, "score", "preview", "--scheme", "seed-executor", "--data", SAMPLE,
-                       "--period", "2026-11")
+    code, out, _ = run_cli(capsys, "score", "preview", "--scheme", "seed-executor", "--data", SAMPLE,
+                           "--period", "2026-11")
     assert code == 0
     assert "执行层考核方案（seed-executor） · 期间 2026-11 · 6 人（预览，未保存）" in out
     assert "| zhaolei | community-a | 64.63 |" in out and "| C | - | 0.00 | 6 | 6 | 是 |" in out
@@ -193,16 +183,16 @@ def test_incomplete_results_and_data_problems_in_the_preview(capsys, tmp_path: P
     path.write_text("member,team,indicator,period,value,target\n"
                     "amy,t,content_output,2026-11,20,\n"
                     "amy,t,mystery,2026-11,1,\n", encoding="utf-8")
-    code, out, _ = run(capsys, "score", "preview", "--scheme", "seed-executor", "--data", str(path),
-                       "--period", "2026-11", "--format", "json")
+    code, out, _ = run_cli(capsys, "score", "preview", "--scheme", "seed-executor", "--data", str(path),
+                           "--period", "2026-11", "--format", "json")
     document = json.loads(out)
     (amy,) = document["results"]
     assert code == 0 and amy["complete"] is False and amy["rank_in_team"] is None
     assert "net_follower_growth_rate@2026-11" in amy["missing"] and amy["total"] == "100.00"
     assert document["problems"] == [{"severity": "warning", "code": "data.unknown_key", "path": "data.mystery",
                                      "params": {"key": "mystery", "members": "1", "first_member": "amy"}}]
-    code, out, _ = run(capsys, "score", "preview", "--scheme", "seed-executor", "--data", str(path),
-                       "--period", "2026-11")
+    code, out, _ = run_cli(capsys, "score", "preview", "--scheme", "seed-executor", "--data", str(path),
+                           "--period", "2026-11")
     assert "缺少数据（暂定总分，补齐或豁免后才能发布）：net_follower_growth_rate@2026-11" in out
     assert "数据中有方案未定义的指标 mystery（1 人，如 amy），已忽略" in out
 
@@ -213,21 +203,21 @@ def test_a_bad_data_file_lists_every_bad_row_and_computes_nothing(capsys, tmp_pa
                     "amy,t,content_output,2026-11,20,\n"
                     "amy,t,content_output,2026-14,20,\n"
                     "bob,t,response_time,2026-11,fast,\n", encoding="utf-8")
-    code, out, err = run(capsys, "score", "preview", "--scheme", "seed-executor", "--data", str(path),
-                         "--period", "2026-11", "--format", "json")
+    code, out, err = run_cli(capsys, "score", "preview", "--scheme", "seed-executor", "--data", str(path),
+                             "--period", "2026-11", "--format", "json")
     assert code == 2 and out == ""
     assert f"kpibot: 数据文件 {path} 有 2 处问题，未做任何计算：" in err
     assert "第 3 行：期间“2026-14”无效" in err and "第 4 行：数值“fast”不是数字、1-5 的评级或 waived" in err
 
 
 def test_bad_period_and_invalid_scheme(capsys, tmp_path: Path) -> None:
-    code, _, err = run(capsys, "score", "preview", "--scheme", "seed-executor", "--data", SAMPLE,
-                       "--period", "2026-13")
+    code, _, err = run_cli(capsys, "score", "preview", "--scheme", "seed-executor", "--data", SAMPLE,
+                           "--period", "2026-13")
     assert code == 2 and err == "kpibot: 无效的期间“2026-13”，应为 2026-11、2026-Q4 或 2026 这样的格式\n"
     broken = tmp_path / "broken.toml"
     broken.write_text(BROKEN, encoding="utf-8")
-    code, out, err = run(capsys, "score", "preview", "--scheme", str(broken), "--data", SAMPLE,
-                         "--period", "2026-11")
+    code, out, err = run_cli(capsys, "score", "preview", "--scheme", str(broken), "--data", SAMPLE,
+                             "--period", "2026-11")
     assert code == 1 and out == "" and f"方案 {broken} 有错误，无法计分：" in err
     assert "权重合计为 95，应为 100" in err
 

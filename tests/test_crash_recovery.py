@@ -1,51 +1,25 @@
 """Acknowledged means never lost: a bot killed after answering WeCom still replies once it is back."""
 from __future__ import annotations
 
-import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import requests
 from sqlalchemy import func, select
 
+from bot.app import KpiBot
 from bot.clock import FakeClock
 from bot.storage.db import make_engine, transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import InboxMessage, OutboxMessage
-from bot.fakes.callbacks import CallbackSender
-from tests.harness import AES_KEY, AGENT_ID, CORP_ID, TOKEN, make_config, prepare_database, start_bot
+from tests.harness import callback_sender, make_config, prepare_database, start_bot, write_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _write_config(path: Path, db_url: str, api_base_url: str, port: int) -> None:
-    path.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "test-corp-secret-0001"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-api_base_url = "{api_base_url}"
-request_timeout = 2.0
-
-[database]
-url = "{db_url}"
-
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[org]
-admins = ["zhoumin"]
-""", encoding="utf-8")
-
-
 def _free_port() -> int:
-    import socket
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -66,15 +40,13 @@ def test_sigkill_after_acknowledging_still_replies_after_restart(tmp_path: Path,
     engine = make_engine(db_url)
     prepare_database(engine, db_url)
     port = _free_port()
-    config_path = tmp_path / "config.toml"
-    _write_config(config_path, db_url, fake_wecom.base_url, port)
+    config_path = write_config_file(tmp_path, fake_wecom.base_url, database_url=db_url,
+                                    server={"host": "127.0.0.1", "port": port}, org={"admins": ["zhoumin"]})
     # WeCom is unreachable for sends: the reply can only wait in the outbox when the process dies.
     fake_wecom.inject("message/send", http_status=502, times=1000)
     process = _start_serve(config_path, port)
     try:
-        sender = CallbackSender(f"http://127.0.0.1:{port}/wecom/callback", token=TOKEN, encoding_aes_key=AES_KEY,
-                                corp_id=CORP_ID, agent_id=AGENT_ID)
-        assert sender.text("zhangwei", "/help").status == 200
+        assert callback_sender(port).text("zhangwei", "/help").status == 200
         fake_wecom.wait_for_calls("message/send", 1)
     finally:
         process.send_signal(signal.SIGKILL)
@@ -100,18 +72,15 @@ def test_a_stored_but_unprocessed_message_is_processed_at_start_up(db_url: str, 
     config = make_config(db_url, fake_wecom.base_url)
     engine = make_engine(db_url)
     prepare_database(engine, db_url)
-    from bot.app import KpiBot
     # A bot that only answers HTTP: it acknowledges and stores, then "dies" before any worker runs.
     first = KpiBot(config, clock=clock, engine=engine)
     first.sync_org()
     port = first.start_http(host="127.0.0.1", port=0)
-    sender = CallbackSender(f"http://127.0.0.1:{port}/wecom/callback", token=TOKEN, encoding_aes_key=AES_KEY,
-                            corp_id=CORP_ID, agent_id=AGENT_ID, clock=clock.now)
-    assert sender.text("liuyang", "/help").status == 200
+    assert callback_sender(port, clock).text("liuyang", "/help").status == 200
     first.stop_http()
     with transaction(first.sessions) as session:
         assert session.scalar(select(InboxMessage.status)) == "pending"
-    second, _ = start_bot(config, clock, make_engine(db_url), fake_wecom)
+    second, _ = start_bot(config, clock, make_engine(db_url))
     try:
         assert "/help" in fake_wecom.wait_for("liuyang", count=1)[0].payload["content"]
     finally:

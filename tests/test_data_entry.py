@@ -2,7 +2,6 @@
 /data, /target, /score and /calibrate answered precisely with nothing stored. Also the scoring/* templates."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,9 +19,7 @@ from bot.storage.models import AuditEntry, DataEntry, ResultCalibration
 from bot.appraisal.results.calibrate import Calibrated
 from bot.templates import render
 from scoring import Period
-from tests.harness import SHANGHAI, BotEnv, make_config
-from tests.test_month import CLOSE_AT, PUBLISH_AT, run_job, say, start_env
-from tests.test_permissions import ask, seed
+from tests.harness import CLOSE_AT, PUBLISH_AT, SHANGHAI, BotEnv, EnvFactory, assert_renders, make_config, seed_month
 
 EXECUTOR = cached_scheme("seed-executor")
 NOVEMBER = Period.month(2026, 11)
@@ -114,10 +111,9 @@ def test_the_appraisal_month_is_the_previous_one_until_it_is_published() -> None
 
 # -- bad input in the chat ----------------------------------------------------------------------------------------
 @pytest.fixture
-def env(db_url: str, clock: Any, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
+def env(make_env: EnvFactory, fake_wecom: FakeWeCom) -> BotEnv:
     fake_wecom.add_user("zhangwei2", "张伟", departments=(3,), main_department=3, direct_leader=("lina",))
-    with start_env(db_url, clock, fake_wecom) as started:
-        yield started
+    return make_env()
 
 
 def stored(env: BotEnv) -> int:
@@ -157,15 +153,15 @@ BAD_INPUT = [
 @pytest.mark.parametrize("command, expected", BAD_INPUT, ids=[command for command, _ in BAD_INPUT])
 def test_each_kind_of_bad_input_gets_a_precise_answer_and_stores_nothing(env: BotEnv, command: str,
                                                                          expected: str) -> None:
-    assert expected in say(env, "lina", command)
+    assert expected in env.chat.say("lina", command)
     assert stored(env) == 0
 
 
 def test_good_input_is_stored_with_who_and_when_and_every_change_is_audited(env: BotEnv) -> None:
-    assert "（2026-11）22篇" in ask(env, "lina", "/data zhangwei 内容生产量 22")
-    assert "（原为 22篇）" in ask(env, "lina", "/data zhangwei content_output 24 2026年11月 补录漏算的两篇")
-    assert "已记录" in ask(env, "lina", "/score zhangwei 工作态度 4 按时完成三场活动")
-    assert "已豁免" in ask(env, "lina", "/score zhangwei 问题响应时效 豁免 本月不负责客服")
+    assert "（2026-11）22篇" in env.ask("lina", "/data zhangwei 内容生产量 22")
+    assert "（原为 22篇）" in env.ask("lina", "/data zhangwei content_output 24 2026年11月 补录漏算的两篇")
+    assert "已记录" in env.ask("lina", "/score zhangwei 工作态度 4 按时完成三场活动")
+    assert "已豁免" in env.ask("lina", "/score zhangwei 问题响应时效 豁免 本月不负责客服")
     with transaction(env.bot.sessions) as session:
         entries = session.scalars(select(DataEntry).where(DataEntry.userid == "zhangwei").order_by(DataEntry.id)).all()
         audit = session.scalars(select(AuditEntry).where(AuditEntry.subject == "zhangwei").order_by(AuditEntry.id)).all()
@@ -178,40 +174,39 @@ def test_good_input_is_stored_with_who_and_when_and_every_change_is_audited(env:
     assert audit[1].detail["previous"] == "22" and audit[3].detail["reason"] == "本月不负责客服"
 
 
-def test_the_guided_walk_asks_again_after_a_bad_answer_and_can_skip(db_url: str, clock: Any,
-                                                                    fake_wecom: FakeWeCom) -> None:
+def test_the_guided_walk_asks_again_after_a_bad_answer_and_can_skip(make_env: EnvFactory) -> None:
     schemes = {"assign": [{"scheme": "seed-executor", "userids": ["zhangwei"]}]}
-    with start_env(db_url, clock, fake_wecom, appraisal=schemes) as env:
-        clock.set(datetime(2026, 12, 30, 10, 10, tzinfo=SHANGHAI))  # December: the annual culture fit is due too
-        opening = say(env, "lina", "/score 张伟", replies=2)
-        assert "第 1/2 项：工作态度与执行力（2026-12）" in opening
-        again = say(env, "lina", "五 很好")  # the problem and the same question again, in one message
-        assert "「五」请改用阿拉伯数字" in again and "第 1/2 项：工作态度与执行力" in again
-        again = say(env, "lina", "4")
-        assert "请写上理由" in again and "第 1/2 项" in again
-        second = say(env, "lina", "4，年终活动执行到位")
-        assert "已记录：张伟 · 工作态度与执行力（2026-12）4 分" in second
-        assert "第 2/2 项：公司文化契合度（2026）" in second
-        done = say(env, "lina", "跳过")
-        assert "已跳过「公司文化契合度」" in done and "公司文化契合度：未评" in done
-        assert "没有进行中的对话" in say(env, "lina", "/cancel")
+    env = make_env(appraisal=schemes)
+    env.clock.set(datetime(2026, 12, 30, 10, 10, tzinfo=SHANGHAI))  # December: the annual culture fit is due too
+    opening = env.chat.say("lina", "/score 张伟", replies=2)
+    assert "第 1/2 项：工作态度与执行力（2026-12）" in opening
+    again = env.chat.say("lina", "五 很好")  # the problem and the same question again, in one message
+    assert "「五」请改用阿拉伯数字" in again and "第 1/2 项：工作态度与执行力" in again
+    again = env.chat.say("lina", "4")
+    assert "请写上理由" in again and "第 1/2 项" in again
+    second = env.chat.say("lina", "4，年终活动执行到位")
+    assert "已记录：张伟 · 工作态度与执行力（2026-12）4 分" in second
+    assert "第 2/2 项：公司文化契合度（2026）" in second
+    done = env.chat.say("lina", "跳过")
+    assert "已跳过「公司文化契合度」" in done and "公司文化契合度：未评" in done
+    assert "没有进行中的对话" in env.chat.say("lina", "/cancel")
 
 
 def test_calibrating_outside_the_window_or_beyond_the_rules_is_refused(env: BotEnv) -> None:
-    seed(env, "2026-11", ("zhangwei2", "liuyang", "chenjing", "yangfan"))
-    assert "还没有结账，结账后才能校准（结账时间 12-07 10:05）" in ask(env, "lina", "/calibrate liuyang 90 带队完成双十一")
-    run_job(env, "month_close", CLOSE_AT)
-    assert "缺数据" in ask(env, "lina", "/calibrate zhangwei 90 带队完成双十一")  # nothing stored for 张伟 (zhangwei)
-    assert "超出范围，应在 0 到 120 之间" in ask(env, "lina", "/calibrate liuyang 130 带队完成双十一")
-    assert "「很高」不是有效的总分" in ask(env, "lina", "/calibrate liuyang 很高 带队完成双十一")
-    assert "校准需要填写理由" in ask(env, "lina", "/calibrate liuyang 90")
-    assert "/calibrate 的用法" in ask(env, "lina", "/calibrate liuyang")
-    first = ask(env, "lina", "/calibrate liuyang 90 带队完成双十一")
+    seed_month(env, "2026-11", ("zhangwei2", "liuyang", "chenjing", "yangfan"))
+    assert "还没有结账，结账后才能校准（结账时间 12-07 10:05）" in env.ask("lina", "/calibrate liuyang 90 带队完成双十一")
+    env.run_job("month_close", CLOSE_AT, mark_read=True)
+    assert "缺数据" in env.ask("lina", "/calibrate zhangwei 90 带队完成双十一")  # nothing stored for 张伟 (zhangwei)
+    assert "超出范围，应在 0 到 120 之间" in env.ask("lina", "/calibrate liuyang 130 带队完成双十一")
+    assert "「很高」不是有效的总分" in env.ask("lina", "/calibrate liuyang 很高 带队完成双十一")
+    assert "校准需要填写理由" in env.ask("lina", "/calibrate liuyang 90")
+    assert "/calibrate 的用法" in env.ask("lina", "/calibrate liuyang")
+    first = env.ask("lina", "/calibrate liuyang 90 带队完成双十一")
     assert "已校准：刘洋（2026-11）" in first and "→ 90.00" in first
-    assert "替换此前的校准 90.00" in ask(env, "lina", "/calibrate 2026-11 liuyang 92 复核后再上调")
-    run_job(env, "publish", PUBLISH_AT)
-    assert "已发布，已冻结" in ask(env, "lina", "/calibrate liuyang 95 晚了")
-    assert "已发布并冻结" in ask(env, "lina", "/data liuyang 内容生产量 30 2026-11")
+    assert "替换此前的校准 90.00" in env.ask("lina", "/calibrate 2026-11 liuyang 92 复核后再上调")
+    env.run_job("publish", PUBLISH_AT, mark_read=True)
+    assert "已发布，已冻结" in env.ask("lina", "/calibrate liuyang 95 晚了")
+    assert "已发布并冻结" in env.ask("lina", "/data liuyang 内容生产量 30 2026-11")
     with transaction(env.bot.sessions) as session:
         assert [c.adjusted_total for c in session.scalars(select(ResultCalibration).order_by(ResultCalibration.id))] \
             == ["90.00", "92.00"]
@@ -272,10 +267,7 @@ SCORING_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(SCORING_TEMPLATES))
 def test_scoring_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = SCORING_TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *SCORING_TEMPLATES[name])
 
 
 def test_every_scoring_error_code_has_its_own_sentence() -> None:

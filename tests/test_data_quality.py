@@ -26,8 +26,7 @@ from bot.sandbox.running import Sandbox
 from bot.sandbox.server import start_sandbox
 from bot.templates import render
 from scoring import WAIVED, MemberData, Period
-from tests.test_sandbox_api import Api
-from tests.test_sandbox_seed import ask
+from tests.sandbox_harness import Api, ask
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parent.parent

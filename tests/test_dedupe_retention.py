@@ -32,7 +32,7 @@ def test_the_prune_job_deletes_handled_rows_past_the_window_and_keeps_the_rest(b
     add_row(bot_env, "msg:within-margin", "done", timedelta(days=7, hours=12))  # window + a day's margin
     add_row(bot_env, "msg:recent", "done", timedelta(days=2))
     add_row(bot_env, "msg:old-pending", "pending", timedelta(days=30))  # never handled: never deleted
-    result = bot_env.bot.job_runner().run("inbox_prune")
+    result = bot_env.runner().run("inbox_prune")
     assert result.ran and "删除了 2 条 7 天前已处理的消息记录" in result.detail
     with bot_env.bot.sessions() as session:
         keys = set(session.scalars(select(InboxMessage.dedupe_key)))
@@ -46,7 +46,7 @@ def test_a_replay_after_its_key_was_pruned_is_refused_not_handled_again(bot_env:
     bot_env.chat.send(MEMBER, "/help")
     bot_env.chat.expect_text(MEMBER)
     bot_env.advance(days=9)
-    bot_env.bot.job_runner().run("inbox_prune")
+    bot_env.runner().run("inbox_prune")
     assert inbox_rows(bot_env) == 0
     replay = bot_env.chat.sender.resend_last()
     assert replay.status == 403

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,17 +17,15 @@ from bot.cli.main import main
 from bot.storage.db import transaction
 from bot.appraisal.feedback360 import Aggregate, RoundProgress, averages_for, rating_of_answer
 from bot.appraisal.worked_with import worked_with
-from bot.fakes.wecom import FakeWeCom
 from bot.appraisal.indicator_sources import collect_values, member_values
 from bot.storage.models import Feedback360Ask, Feedback360Rating, Feedback360Round
 from bot.appraisal.okr import add_kr, add_objective, record_kr_progress, review_kr
 from bot.appraisal.people import Person, Role
 from bot.jobs.feedback360 import DailyReport
 from bot.config.schemes import load_scheme
-from bot.templates import render
 from handlers.feedback360 import parse_deadline
 from scoring import MemberData, Period, compute_results
-from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, BotEnv, Chat
+from tests.harness import BotEnv, Chat, assert_renders, running_fake, standalone_env, templates_under, write_config_file
 
 D = Decimal
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -36,15 +35,9 @@ Q4 = Period.quarter(2026, 4)
 NAMES = {person.userid: person.name for person in demo_org.DEMO_PEOPLE}
 
 
-def text(chat: Chat, userid: str) -> str:
-    return chat.expect_text(userid)
-
-
 def rate(chat: Chat, rater: str, rating: str, comment: str) -> tuple[str, str]:
-    chat.send(rater, rating)
-    prompt = text(chat, rater)
-    chat.send(rater, comment)
-    return prompt, text(chat, rater)
+    prompt = chat.say(rater, rating)
+    return prompt, chat.say(rater, comment)
 
 
 def worked_together(env: BotEnv) -> None:
@@ -60,121 +53,125 @@ def worked_together(env: BotEnv) -> None:
                            now, by="yangfan")
 
 
-def test_a_round_from_nomination_to_the_indicator_showing_only_aggregates(bot_env: BotEnv) -> None:
-    chat = bot_env.chat
-    worked_together(bot_env)
+@pytest.fixture(scope="class")
+def round_env(class_db_url: str) -> Iterator[BotEnv]:
+    """The one bot of the story, 杨帆's KR notes naming the colleagues he worked with already in it."""
+    with standalone_env(class_db_url) as env:
+        worked_together(env)
+        yield env
 
-    chat.send("zhangwei", "/360 start 2026")
-    assert "只有绩效管理员可以发起 360 反馈" in text(chat, "zhangwei")
-    chat.send("zhoumin", "/360 start 2026 12-20")
-    opened = {userid: text(chat, userid) for userid in EVERYONE}
-    assert all("12-20" in message and "/360 raters" in message for message in opened.values())
-    assert "推荐：黄丽、孙悦、吴昊" in opened["yangfan"]
-    assert "已通知 11 位成员" in text(chat, "zhoumin")
 
-    # A member nominates; the manager confirms on the card; the raters are asked at once.
-    chat.send("zhangwei", "/360 raters 黄丽 张伟 吴昊")
-    assert "不能提名自己" in text(chat, "zhangwei")
-    chat.send("zhangwei", "/360 raters 黄丽 吴昊")
-    assert "需要 3-5 位" in text(chat, "zhangwei")
-    chat.send("zhangwei", "/360 raters 黄丽 刘洋 吴昊")
-    assert "刘洋 与被评价人同部门" in text(chat, "zhangwei")
-    chat.send("zhangwei", "/360 raters 黄丽 吴昊 孙悦")
-    assert "等待 李娜 确认" in text(chat, "zhangwei")
-    text_form, card = chat.expect("lina", 2)  # the card's text form first: readable in WeChat too
-    assert text_form.msgtype == "text" and "回复 1 确认" in text_form.payload["content"]
-    assert card.msgtype == "template_card" and "黄丽、吴昊、孙悦" in card.payload["sub_title_text"]
-    chat.send("wangqiang", "/360 confirm 张伟")
-    assert "只有 张伟 的主管" in text(chat, "wangqiang")
-    chat.click("lina", card.payload["button_list"][0]["key"], card.payload["task_id"])
-    assert "已确认 张伟 的 360 评价人" in text(chat, "lina")
-    assert "李娜 已确认你的 360 评价人：黄丽、吴昊、孙悦" in text(chat, "zhangwei")
-    asks = {rater: text(chat, rater) for rater in RATERS_OF_ZHANGWEI}
-    assert all("请为 张伟 的「跨部门协作评分」评分" in ask and "5 分：牵头跨部门项目" in ask for ask in asks.values())
+@pytest.mark.steps
+class TestARoundFromNominationToTheIndicatorShowingOnlyAggregates:
+    def test_only_an_admin_opens_a_round_and_everyone_is_told_with_suggestions(self, round_env: BotEnv) -> None:
+        chat = round_env.chat
+        assert "只有绩效管理员可以发起 360 反馈" in chat.say("zhangwei", "/360 start 2026")
+        chat.send("zhoumin", "/360 start 2026 12-20")
+        opened = {userid: chat.expect_text(userid) for userid in EVERYONE}
+        assert all("12-20" in message and "/360 raters" in message for message in opened.values())
+        assert "推荐：黄丽、孙悦、吴昊" in opened["yangfan"]
+        assert "已通知 11 位成员" in chat.expect_text("zhoumin")
 
-    # The raters answer by conversation; nothing they are told repeats their number.
-    prompt, saved = rate(chat, "huangli", "5", "协作积极，周末活动也主动支援")
-    assert "收到" in prompt and "已匿名记录你对 张伟 的评价" in saved and "5" not in prompt + saved
-    chat.send("wuhao", "六")
-    assert "1-5 的整数" in text(chat, "wuhao")
-    prompt, saved = rate(chat, "wuhao", "四分", "无")
-    assert "4" not in prompt + saved and "四" not in prompt + saved
-    rate(chat, "sunyue", "3", "对接需求时沟通及时")
-    chat.send("huangli", "/360")  # nothing left to rate: her own (empty) status, no second answer
-    assert "还没有提名评价人" in text(chat, "huangli")
+    def test_a_member_nominates_the_manager_confirms_on_the_card_and_the_raters_are_asked_at_once(
+            self, round_env: BotEnv) -> None:
+        chat = round_env.chat
+        assert "不能提名自己" in chat.say("zhangwei", "/360 raters 黄丽 张伟 吴昊")
+        assert "需要 3-5 位" in chat.say("zhangwei", "/360 raters 黄丽 吴昊")
+        assert "刘洋 与被评价人同部门" in chat.say("zhangwei", "/360 raters 黄丽 刘洋 吴昊")
+        assert "等待 李娜 确认" in chat.say("zhangwei", "/360 raters 黄丽 吴昊 孙悦")
+        text_form, card = chat.expect("lina", 2)  # the card's text form first: readable in WeChat too
+        assert text_form.msgtype == "text" and "回复 1 确认" in text_form.payload["content"]
+        assert card.msgtype == "template_card" and "黄丽、吴昊、孙悦" in card.payload["sub_title_text"]
+        assert "只有 张伟 的主管" in chat.say("wangqiang", "/360 confirm 张伟")
+        chat.click("lina", card.payload["button_list"][0]["key"], card.payload["task_id"])
+        assert "已确认 张伟 的 360 评价人" in chat.expect_text("lina")
+        assert "李娜 已确认你的 360 评价人：黄丽、吴昊、孙悦" in chat.expect_text("zhangwei")
+        asks = {rater: chat.expect_text(rater) for rater in RATERS_OF_ZHANGWEI}
+        assert all("请为 张伟 的「跨部门协作评分」评分" in ask and "5 分：牵头跨部门项目" in ask for ask in asks.values())
 
-    # A manager sets the raters directly; only two of three answer.
-    chat.send("wangqiang", "/360 set 赵磊 黄丽 吴昊 孙悦")
-    assert "与被评价人同部门" in text(chat, "wangqiang")
-    chat.send("wangqiang", "/360 set 赵磊 张伟 刘洋 陈静")
-    assert "已确认 赵磊 的 360 评价人：张伟、刘洋、陈静" in text(chat, "wangqiang")
-    assert "王强 已确认你的 360 评价人" in text(chat, "zhaolei")
-    for rater in ("zhangwei", "liuyang", "chenjing"):
-        assert "请为 赵磊" in text(chat, rater)
-    rate(chat, "zhangwei", "4", "无")
-    rate(chat, "liuyang", "2", "需要更主动同步进度")
+    def test_the_raters_answer_by_conversation_and_nothing_they_are_told_repeats_their_number(
+            self, round_env: BotEnv) -> None:
+        chat = round_env.chat
+        prompt, saved = rate(chat, "huangli", "5", "协作积极，周末活动也主动支援")
+        assert "收到" in prompt and "已匿名记录你对 张伟 的评价" in saved and "5" not in prompt + saved
+        assert "1-5 的整数" in chat.say("wuhao", "六")
+        prompt, saved = rate(chat, "wuhao", "四分", "无")
+        assert "4" not in prompt + saved and "四" not in prompt + saved
+        rate(chat, "sunyue", "3", "对接需求时沟通及时")
+        # nothing left to rate: her own (empty) status, no second answer
+        assert "还没有提名评价人" in chat.say("huangli", "/360")
 
-    # 杨帆 gives no names: the bot proposes the people he reported working with.
-    chat.send("yangfan", "/360 raters")
-    assert "黄丽、孙悦、吴昊（根据你近期的周报推荐）" in text(chat, "yangfan")
-    assert "根据周报推荐" in chat.expect("lina", 2)[1].payload["main_title"]["desc"]  # after its text form
+    def test_a_manager_sets_the_raters_directly_and_two_of_three_answer(self, round_env: BotEnv) -> None:
+        chat = round_env.chat
+        assert "与被评价人同部门" in chat.say("wangqiang", "/360 set 赵磊 黄丽 吴昊 孙悦")
+        assert "已确认 赵磊 的 360 评价人：张伟、刘洋、陈静" in chat.say("wangqiang", "/360 set 赵磊 张伟 刘洋 陈静")
+        assert "王强 已确认你的 360 评价人" in chat.expect_text("zhaolei")
+        for rater in ("zhangwei", "liuyang", "chenjing"):
+            assert "请为 赵磊" in chat.expect_text(rater)
+        rate(chat, "zhangwei", "4", "无")
+        rate(chat, "liuyang", "2", "需要更主动同步进度")
 
-    # While the round is open nobody sees a mean: only counts.
-    chat.send("zhoumin", "/360 status")
-    status = text(chat, "zhoumin")
-    assert "已提名 3/11 人，已确认 2 人" in status and "评价邀请 6 份，已完成 5 份" in status
-    assert not any(NAMES[r] in status for r in (*RATERS_OF_ZHANGWEI, "liuyang", "chenjing"))
-    chat.send("lina", "/360 result 张伟")
-    assert "还没有已结束的 360 反馈" in text(chat, "lina")
+    def test_a_member_who_gives_no_names_is_proposed_the_people_he_reported_working_with(
+            self, round_env: BotEnv) -> None:
+        chat = round_env.chat
+        assert "黄丽、孙悦、吴昊（根据你近期的周报推荐）" in chat.say("yangfan", "/360 raters")
+        assert "根据周报推荐" in chat.expect("lina", 2)[1].payload["main_title"]["desc"]  # after its text form
 
-    # The daily job reminds whoever still owes something, once.
-    result = bot_env.bot.job_runner().run("feedback360_daily", bot_env.clock.now())
-    assert result.ran and "提醒评价人 1 人" in result.detail and "待确认的主管 1 人" in result.detail
-    chenjing = [m.payload["content"] for m in chat.expect("chenjing", 2)]  # she owes a rating and a nomination
-    assert "你还没有提名评价人" in chenjing[0] and "还有 1 份 360 评价待完成" in chenjing[1]
-    assert "杨帆 的评价人等待你确认" in chat.expect("lina", 2)[1].payload["content"]
-    assert "你还没有提名评价人" in text(chat, "huangli")
-    for userid in ("zhoumin", "wangqiang", "liuyang", "wuhao", "sunyue"):  # the others not yet nominated
-        assert "你还没有提名评价人" in text(chat, userid)
-    bot_env.bot.sender.send_due()
-    assert len(bot_env.fake.delivered("zhangwei")) == chat.seen["zhangwei"]  # 张伟 owes nothing: no reminder
-    assert bot_env.bot.job_runner().run("feedback360_daily", bot_env.clock.now()).detail == "already_ran"
+    def test_while_the_round_is_open_nobody_sees_a_mean_only_counts(self, round_env: BotEnv) -> None:
+        chat = round_env.chat
+        status = chat.say("zhoumin", "/360 status")
+        assert "已提名 3/11 人，已确认 2 人" in status and "评价邀请 6 份，已完成 5 份" in status
+        assert not any(NAMES[r] in status for r in (*RATERS_OF_ZHANGWEI, "liuyang", "chenjing"))
+        assert "还没有已结束的 360 反馈" in chat.say("lina", "/360 result 张伟")
 
-    # Closing: each member gets their own aggregate, shown only from 3 ratings.
-    chat.send("zhoumin", "/360 close")
-    own = {userid: text(chat, userid) for userid in EVERYONE}
-    assert "张伟：平均 4.00 分（3 份评价）" in own["zhangwei"]
-    comments = own["zhangwei"].split("评语（匿名，按文字排序）：", 1)[1].split("\n· ")[1:]
-    assert comments == sorted(["协作积极，周末活动也主动支援", "对接需求时沟通及时"])
-    assert "赵磊：评价不足 3 份，不显示结果" in own["zhaolei"] and "平均" not in own["zhaolei"]
-    assert "1/11 位成员有至少 3 份评价" in text(chat, "zhoumin")
-    chat.send("chenjing", "5")  # too late: the round is closed and her ask expired
-    assert "已经结束" in text(chat, "chenjing")
+    def test_the_daily_job_reminds_whoever_still_owes_something_once(self, round_env: BotEnv) -> None:
+        env, chat = round_env, round_env.chat
+        result = env.runner().run("feedback360_daily", env.clock.now())
+        assert result.ran and "提醒评价人 1 人" in result.detail and "待确认的主管 1 人" in result.detail
+        chenjing = [m.payload["content"] for m in chat.expect("chenjing", 2)]  # she owes a rating and a nomination
+        assert "你还没有提名评价人" in chenjing[0] and "还有 1 份 360 评价待完成" in chenjing[1]
+        assert "杨帆 的评价人等待你确认" in chat.expect("lina", 2)[1].payload["content"]
+        assert "你还没有提名评价人" in chat.expect_text("huangli")
+        for userid in ("zhoumin", "wangqiang", "liuyang", "wuhao", "sunyue"):  # the others not yet nominated
+            assert "你还没有提名评价人" in chat.expect_text(userid)
+        env.settle()
+        assert len(env.fake.delivered("zhangwei")) == chat.seen["zhangwei"]  # 张伟 owes nothing: no reminder
+        assert env.runner().run("feedback360_daily", env.clock.now()).detail == "already_ran"
 
-    chat.send("lina", "/360 result team")
-    team = text(chat, "lina")
-    assert "张伟：平均 4.00 分（3 份评价）" in team and "杨帆：评价不足 3 份" in team and "评语" not in team
-    chat.send("zhaolei", "/360 result 张伟")
-    assert "你只能查看自己的结果" in text(chat, "zhaolei")
-    chat.send("zhoumin", "/360 result 赵磊")
-    assert "评价不足 3 份" in text(chat, "zhoumin")
+    def test_closing_gives_each_member_their_own_aggregate_shown_only_from_3_ratings(self, round_env: BotEnv) -> None:
+        chat = round_env.chat
+        chat.send("zhoumin", "/360 close")
+        own = {userid: chat.expect_text(userid) for userid in EVERYONE}
+        assert "张伟：平均 4.00 分（3 份评价）" in own["zhangwei"]
+        comments = own["zhangwei"].split("评语（匿名，按文字排序）：", 1)[1].split("\n· ")[1:]
+        assert comments == sorted(["协作积极，周末活动也主动支援", "对接需求时沟通及时"])
+        assert "赵磊：评价不足 3 份，不显示结果" in own["zhaolei"] and "平均" not in own["zhaolei"]
+        assert "1/11 位成员有至少 3 份评价" in chat.expect_text("zhoumin")
+        assert "已经结束" in chat.say("chenjing", "5")  # too late: the round is closed and her ask expired
 
-    # Nothing anyone received ties a rater to a rating: the only figure ever shown is 张伟's mean.
-    for userid in EVERYONE:
-        for message in bot_env.fake.delivered(userid):
-            for line in (message.payload.get("content") or "").splitlines():
-                if re.search(r"平均 \d", line):
-                    assert line == "张伟：平均 4.00 分（3 份评价）", line
+        team = chat.say("lina", "/360 result team")
+        assert "张伟：平均 4.00 分（3 份评价）" in team and "杨帆：评价不足 3 份" in team and "评语" not in team
+        assert "你只能查看自己的结果" in chat.say("zhaolei", "/360 result 张伟")
+        assert "评价不足 3 份" in chat.say("zhoumin", "/360 result 赵磊")
 
-    # The mean feeds the collaboration indicator of the year.
-    scheme = load_scheme("seed-executor")
-    with transaction(bot_env.bot.sessions) as session:
-        found = collect_values(session, {"zhangwei": scheme, "zhaolei": scheme}, "2026")
-        assert averages_for(session, EVERYONE, "2026") == {"zhangwei": D("4.00")}
-    collaboration = {k: v for k, v in found.items() if k[1] == "cross_department_collaboration"}
-    assert collaboration == {("zhangwei", "cross_department_collaboration", "2026"): D("4.00")}
-    result = compute_results(scheme, "2026", [MemberData("zhangwei", "一组", "部", values=member_values(found, "zhangwei"))])
-    assert result.get("zhangwei").indicator("cross_department_collaboration").score == D("80.00")  # 20 + 3 × 20
+    def test_nothing_anyone_received_ties_a_rater_to_a_rating(self, round_env: BotEnv) -> None:
+        # The only figure ever shown is 张伟's mean.
+        for userid in EVERYONE:
+            for message in round_env.fake.delivered(userid):
+                for line in (message.payload.get("content") or "").splitlines():
+                    if re.search(r"平均 \d", line):
+                        assert line == "张伟：平均 4.00 分（3 份评价）", line
+
+    def test_the_mean_feeds_the_collaboration_indicator_of_the_year(self, round_env: BotEnv) -> None:
+        scheme = load_scheme("seed-executor")
+        with transaction(round_env.bot.sessions) as session:
+            found = collect_values(session, {"zhangwei": scheme, "zhaolei": scheme}, "2026")
+            assert averages_for(session, EVERYONE, "2026") == {"zhangwei": D("4.00")}
+        collaboration = {k: v for k, v in found.items() if k[1] == "cross_department_collaboration"}
+        assert collaboration == {("zhangwei", "cross_department_collaboration", "2026"): D("4.00")}
+        result = compute_results(scheme, "2026", [MemberData("zhangwei", "一组", "部",
+                                                             values=member_values(found, "zhangwei"))])
+        assert result.get("zhangwei").indicator("cross_department_collaboration").score == D("80.00")  # 20 + 3 × 20
 
 
 def test_ratings_cannot_be_traced_to_a_rater(bot_env: BotEnv) -> None:
@@ -186,16 +183,15 @@ def test_ratings_cannot_be_traced_to_a_rater(bot_env: BotEnv) -> None:
     chat = bot_env.chat
     chat.send("zhoumin", "/360 start 2026")
     for userid in EVERYONE:
-        text(chat, userid)
-    text(chat, "zhoumin")
-    chat.send("wangqiang", "/360 set 黄丽 张伟 刘洋 陈静 杨帆")
-    text(chat, "wangqiang")
-    text(chat, "huangli")
+        chat.expect_text(userid)
+    chat.expect_text("zhoumin")
+    chat.say("wangqiang", "/360 set 黄丽 张伟 刘洋 陈静 杨帆")
+    chat.expect_text("huangli")
     for rater, rating in (("zhangwei", "5"), ("liuyang", "1"), ("chenjing", "4"), ("yangfan", "2")):
-        assert "请为 黄丽" in text(chat, rater)
+        assert "请为 黄丽" in chat.expect_text(rater)
         rate(chat, rater, rating, "无")
     chat.send("zhangwei", "/360 rate")  # answered already: cannot answer twice
-    assert "没有待完成" in text(chat, "zhangwei")
+    assert "没有待完成" in chat.expect_text("zhangwei")
     with transaction(bot_env.bot.sessions) as session:
         rows = list(session.scalars(select(Feedback360Rating)))
         assert sorted(r.rating for r in rows) == [1, 2, 4, 5]
@@ -203,30 +199,12 @@ def test_ratings_cannot_be_traced_to_a_rater(bot_env: BotEnv) -> None:
         statuses = {a.rater: a.status for a in session.scalars(select(Feedback360Ask))}
     assert statuses == {"zhangwei": "answered", "liuyang": "answered", "chenjing": "answered", "yangfan": "answered"}
     # Even the admin sees counts only while the round is open, so a moving mean cannot give an answer away.
-    chat.send("zhoumin", "/360 result 黄丽")
-    assert "还没有已结束" in text(chat, "zhoumin")
+    assert "还没有已结束" in chat.say("zhoumin", "/360 result 黄丽")
 
 
 def test_the_cli_opens_and_closes_a_round(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fake = FakeWeCom(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID)
-    demo_org.populate(fake)
-    with fake:
-        config = tmp_path / "config.toml"
-        config.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{CORP_SECRET}"
-token = "kpibotTestToken"
-encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-api_base_url = "{fake.base_url}"
-
-[database]
-url = "sqlite:///kpibot.db"
-
-[org]
-admins = ["zhoumin"]
-""", encoding="utf-8")
+    with running_fake() as fake:  # on the real clock, like the CLI
+        config = write_config_file(tmp_path, fake.base_url, org={"admins": ["zhoumin"]})
         assert main(["--config", str(config), "db", "upgrade"]) == 0
         assert main(["--config", str(config), "org", "sync"]) == 0
         capsys.readouterr()
@@ -325,16 +303,11 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATE_CASES))
 def test_feedback360_templates_render(name: str) -> None:
-    variables, fragments = TEMPLATE_CASES[name]
-    rendered = render(name, **variables)
-    for fragment in fragments:
-        assert fragment in rendered, f"{name}: {fragment!r} not in {rendered!r}"
-    assert not re.search(r"\n\s*\n\s*\n", rendered), f"{name} has runs of blank lines: {rendered!r}"
+    assert_renders(name, *TEMPLATE_CASES[name], blank_runs=False)
 
 
 def test_every_feedback360_template_has_a_case() -> None:
-    from bot.templates import template_names
-    assert {n for n in template_names() if n.startswith("feedback360/")} == set(TEMPLATE_CASES)
+    assert templates_under("feedback360/") == set(TEMPLATE_CASES)
 
 
 def test_colleagues_named_in_weekly_reports_are_proposed(bot_env: BotEnv) -> None:

@@ -16,7 +16,6 @@ from bot.storage.models import JobRun, Member, OutboxMessage
 from bot.wecom.outbox import Outgoing
 from bot.jobs.runner import JITTER_SECONDS, JOB_CLAIM, LEASE_DURATION, BotScheduler, jitter
 from tests.harness import SHANGHAI, BotEnv
-from tests.test_month import settle, write_config
 
 FIRE = datetime(2026, 11, 27, 16, 5, tzinfo=SHANGHAI)  # the weekly prompt of 2026-W48
 PROMPT_KEYS = "job:weekly_prompt:2026-W48:"
@@ -36,7 +35,7 @@ def run_row(env: BotEnv, job_id: str, period: str) -> JobRun:
 
 def assert_prompted_once(env: BotEnv) -> None:
     """Every active member has exactly one prompt row and received its text exactly once."""
-    settle(env)
+    env.settle(mark_read=True)
     with transaction(env.bot.sessions) as session:
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key.like(f"{PROMPT_KEYS}%"))).all()
         by_member = {row.touser: row.payload["content"] for row in rows}
@@ -104,14 +103,14 @@ def test_the_new_lease_holder_runs_the_fire_time_the_dead_holder_never_started(b
 
 def test_a_run_whose_process_died_inside_the_job_is_taken_over_and_reaches_everyone_once(bot_env: BotEnv) -> None:
     bot_env.clock.set(FIRE + timedelta(minutes=3))
-    dead = bot_env.bot.job_runner(holder="web1:4242:deadbeef")
+    dead = bot_env.runner("web1:4242:deadbeef")
     assert dead._claim("weekly_prompt", "2026-W48", FIRE, force=False) is None
     # What the dead process had committed: the prompts of three members.
     with transaction(bot_env.bot.sessions) as session:
         for userid in sorted(members(bot_env))[:3]:
             outbox.enqueue(session, f"{PROMPT_KEYS}{userid}", Outgoing.text(userid, "第一次提问"), bot_env.clock.now())
-    settle(bot_env)
-    scheduler = BotScheduler(bot_env.bot.job_runner())
+    bot_env.settle(mark_read=True)
+    scheduler = BotScheduler(bot_env.runner())
     assert scheduler.runner.run("weekly_prompt", FIRE).detail == "running"  # its claim has not lapsed yet
     bot_env.clock.advance(JOB_CLAIM + timedelta(seconds=1))
     scheduler.tick()
@@ -124,7 +123,7 @@ def test_a_run_whose_process_died_inside_the_job_is_taken_over_and_reaches_every
 
 def test_a_failed_run_is_retried_by_a_new_lease_holder_not_by_every_tick(bot_env: BotEnv) -> None:
     bot_env.clock.set(FIRE + timedelta(minutes=5))
-    first = bot_env.bot.job_runner(holder="web1:1:aaaa")
+    first = bot_env.runner("web1:1:aaaa")
     first._claim("weekly_prompt", "2026-W48", FIRE, force=False)
     first._finish("weekly_prompt", "2026-W48", "failed", "OperationalError: gone")
     scheduler = BotScheduler(bot_env.bot.job_runner())
@@ -140,14 +139,14 @@ def test_jobs_list_shows_a_stuck_run_and_one_that_was_taken_over(bot_env: BotEnv
     clock_file = tmp_path / "clock"
     monkeypatch.setenv("KPIBOT_TEST_CLOCK_FILE", str(clock_file))
     bot_env.clock.set(FIRE + timedelta(minutes=3))
-    bot_env.bot.job_runner(holder="web1:4242:deadbeef")._claim("weekly_prompt", "2026-W48", FIRE, force=False)
+    bot_env.runner("web1:4242:deadbeef")._claim("weekly_prompt", "2026-W48", FIRE, force=False)
     clock_file.write_text((FIRE + timedelta(minutes=10)).isoformat())
-    config = write_config(tmp_path / "config.toml", bot_env)
+    config = bot_env.write_config_file(tmp_path)
     capsys.readouterr()
     assert main(["--config", str(config), "jobs", "list", "--after", "2026-11-27T16:00"]) == 0
     out = capsys.readouterr().out
     assert "weekly_prompt          2026-W48     计划于 2026-11-27 16:05：卡住：运行它的进程 web1:4242:deadbeef 已失联" in out
     bot_env.clock.set(FIRE + timedelta(minutes=10))
-    assert bot_env.bot.job_runner().run("weekly_prompt", FIRE).ran
+    assert bot_env.runner().run("weekly_prompt", FIRE).ran
     assert main(["--config", str(config), "jobs", "list"]) == 0
     assert "2026-W48     计划于 2026-11-27 16:05：已完成，曾被接管 1 次" in capsys.readouterr().out

@@ -9,16 +9,10 @@ from sqlalchemy import select
 
 from bot.storage.db import transaction
 from bot.storage.models import Leave
-from bot.templates import render
 from bot.appraisal.leave import LeaveDateError, LeaveView, parse_leave_dates, userids_on_leave, userids_on_leave_between
-from tests.harness import BotEnv, Chat
+from tests.harness import BotEnv, assert_renders
 
 TODAY = date(2026, 11, 27)
-
-
-def say(chat: Chat, userid: str, text: str) -> str:
-    chat.send(userid, text)
-    return chat.expect_text(userid)
 
 
 def leaves_of(env: BotEnv, userid: str) -> list[tuple[date, date, bool]]:
@@ -29,29 +23,29 @@ def leaves_of(env: BotEnv, userid: str) -> list[tuple[date, date, bool]]:
 
 def test_register_list_and_cancel_a_leave(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    registered = say(chat, "zhangwei", "/leave 2026-12-01 2026-12-05")
+    registered = chat.say("zhangwei", "/leave 2026-12-01 2026-12-05")
     assert "张伟，已登记请假：12月1日（周二） 至 12月5日（周六），共 5 天（其中工作日 4 天）" in registered
     assert "不会收到周报和自评的提醒" in registered
-    assert "已登记请假：12月8日（周二），共 1 天" in say(chat, "zhangwei", "/leave 12-08")
-    listed = say(chat, "zhangwei", "/leave")
+    assert "已登记请假：12月8日（周二），共 1 天" in chat.say("zhangwei", "/leave 12-08")
+    listed = chat.say("zhangwei", "/leave")
     assert "12月1日（周二） 至 12月5日（周六），5 天" in listed and "12月8日（周二），1 天" in listed
-    cancelled = say(chat, "zhangwei", "/leave cancel")
+    cancelled = chat.say("zhangwei", "/leave cancel")
     assert "已取消请假：12月1日（周二） 至 12月5日（周六）" in cancelled and "已取消请假：12月8日（周二）" in cancelled
     assert leaves_of(bot_env, "zhangwei") == [(date(2026, 12, 1), date(2026, 12, 5), True),
                                               (date(2026, 12, 8), date(2026, 12, 8), True)]
-    assert "目前没有登记请假" in say(chat, "zhangwei", "/leave")
+    assert "目前没有登记请假" in chat.say("zhangwei", "/leave")
 
 
 def test_cancelling_a_leave_under_way_ends_it_yesterday(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    say(chat, "liuyang", "/请假 11月25日至12月4日")
-    reply = say(chat, "liuyang", "/leave 销假")
+    chat.say("liuyang", "/请假 11月25日至12月4日")
+    reply = chat.say("liuyang", "/leave 销假")
     assert "已销假：11月25日（周三） 开始的请假改为到 11月26日（周四） 结束" in reply
     assert leaves_of(bot_env, "liuyang") == [(date(2026, 11, 25), date(2026, 11, 26), False)]
     with transaction(bot_env.bot.sessions) as session:
         assert userids_on_leave(session, date(2026, 11, 26)) == {"liuyang"}
         assert userids_on_leave(session, TODAY) == set()
-    assert "无需销假" in say(chat, "liuyang", "/leave cancel")
+    assert "无需销假" in chat.say("liuyang", "/leave cancel")
 
 
 @pytest.mark.parametrize("text, hint", [
@@ -63,7 +57,7 @@ def test_cancelling_a_leave_under_way_ends_it_yesterday(bot_env: BotEnv) -> None
     ("12-01 12-03 12-05", "没看懂"),
 ])
 def test_unusable_leaves_get_a_specific_hint(bot_env: BotEnv, text: str, hint: str) -> None:
-    reply = say(bot_env.chat, "chenjing", f"/leave {text}")
+    reply = bot_env.chat.say("chenjing", f"/leave {text}")
     assert hint in reply and "用法：/leave 2026-12-01 2026-12-05" in reply
     assert leaves_of(bot_env, "chenjing") == []
 
@@ -126,7 +120,4 @@ TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_leave_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *TEMPLATES[name])

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,7 +28,7 @@ from bot.appraisal.people import Person, Role
 from bot.jobs.okr import quarter_close_period
 from bot.templates import render
 from scoring import MemberData, check_scheme, compute_results
-from tests.harness import BotEnv, Chat
+from tests.harness import BotEnv, Chat, assert_renders, standalone_env, templates_under
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 D = Decimal
@@ -70,102 +72,116 @@ def card_to(chat: Chat, userid: str) -> dict[str, Any]:
     return message.payload
 
 
-def test_objective_krs_approval_progress_and_quarter_scores(bot_env: BotEnv) -> None:
-    chat = bot_env.chat
-    chat.send("lina", "/okr objective add 提升用户复购率")
-    added = chat.expect_text("lina")
-    objective = number_after("O", added)
-    assert "2026-Q4" in added and "社群一组" in added
+@dataclass
+class OkrStory:
+    """The story's one bot and the numbers the bot gave the objective and the two KRs."""
 
-    chat.send("zhangwei", "/okr")
-    tree = chat.expect_text("zhangwei")
-    assert f"O{objective} 提升用户复购率" in tree and "暂无 KR" in tree
+    env: BotEnv
+    objective: int = 0
+    kr_events: int = 0  # 张伟's "策划会员专属活动 2场"
+    kr_rate: int = 0  # 杨帆's "复购率提升 15%", returned once
+    card: dict[str, Any] = field(default_factory=dict)  # 李娜's approval card for kr_events
 
-    chat.send("zhangwei", f"/kr add O{objective} 策划会员专属活动 2场")
-    reply = chat.expect_text("zhangwei")
-    kr_events = number_after("KR", reply)
-    assert "目标 2场" in reply and "李娜" in reply
-    card = card_to(chat, "lina")
-    assert card["card_type"] == "button_interaction" and "张伟" in card["main_title"]["title"]
-    assert [b["key"] for b in card["button_list"]] == [f"okr:approve:{kr_events}", f"okr:return:{kr_events}"]
 
-    chat.send("yangfan", f"/kr add {objective} 复购率提升 15%")
-    kr_rate = number_after("KR", chat.expect_text("yangfan"))
-    card_to(chat, "lina")
+@pytest.fixture(scope="class")
+def story(class_db_url: str) -> Iterator[OkrStory]:
+    with standalone_env(class_db_url) as env:
+        yield OkrStory(env)
 
-    chat.send("zhaolei", f"/kr add O{objective} 社群拉新 100人")  # 社群二组 cannot align to 社群一组's objective
-    assert "不属于你所在的部门" in chat.expect_text("zhaolei")
-    chat.send("zhangwei", f"/kr progress {kr_events} 1")  # not approved yet
-    assert "还没有被主管批准" in chat.expect_text("zhangwei")
 
-    # The manager approves one by the card and sends the other back by command; the member fixes it.
-    chat.click("lina", f"okr:approve:{kr_events}", card["task_id"])
-    assert f"已批准 张伟 的 KR{kr_events}" in chat.expect_text("lina")
-    assert "李娜 已批准你的 KR" in chat.expect_text("zhangwei")
-    chat.send("wangqiang", f"/kr approve {kr_rate}")  # another team's manager may not
-    assert "只有" in chat.expect_text("wangqiang")
-    chat.send("lina", f"/kr return {kr_rate} 请写清楚是会员复购率")
-    assert "已退回" in chat.expect_text("lina")
-    returned = chat.expect_text("yangfan")
-    assert "退回" in returned and "请写清楚是会员复购率" in returned
-    chat.send("yangfan", f"/kr edit {kr_rate} 会员复购率提升 15%")
-    assert "已修改" in chat.expect_text("yangfan")
-    card_to(chat, "lina")
-    chat.send("lina", f"/kr approve {kr_rate}")
-    chat.expect("lina")
-    chat.expect("yangfan")
+@pytest.mark.steps
+class TestObjectiveKrsApprovalProgressAndQuarterScores:
+    def test_a_manager_adds_the_objective_of_her_department_and_a_member_sees_it(self, story: OkrStory) -> None:
+        chat = story.env.chat
+        added = chat.say("lina", "/okr objective add 提升用户复购率")
+        story.objective = objective = number_after("O", added)
+        assert "2026-Q4" in added and "社群一组" in added
+        tree = chat.say("zhangwei", "/okr")
+        assert f"O{objective} 提升用户复购率" in tree and "暂无 KR" in tree
 
-    # Progress: by command, and the way the weekly report records it.
-    chat.send("zhangwei", f"/kr progress KR{kr_events} 1 首场会员日已办")
-    assert "1/2场（50%）" in chat.expect_text("zhangwei")
-    with transaction(bot_env.bot.sessions) as session:
-        (open_kr,) = open_krs_for(session, "yangfan", bot_env.clock.now().date())
-        assert open_kr.id == kr_rate and open_kr.progress_percent == 0
-        question = render("okr/weekly_kr_question.txt.j2", kr=open_kr, index=1, total=1)
-        assert "会员复购率提升" in question and "目标 15%" in question
-        view = record_kr_progress(session, kr_rate, D(12), "会员日复购 12%", bot_env.clock.now(), by="yangfan")
-        assert view.progress_percent == 80
-        sources = [p.source for p in session.scalars(select(OkrProgress).order_by(OkrProgress.id))]
-    assert sources == ["command", "weekly_report"]
-    chat.send("zhangwei", f"/kr progress {kr_rate} 13")
-    assert "不是你的关键结果" in chat.expect_text("zhangwei")
+    def test_members_add_krs_that_wait_for_their_managers_approval(self, story: OkrStory) -> None:
+        chat, objective = story.env.chat, story.objective
+        reply = chat.say("zhangwei", f"/kr add O{objective} 策划会员专属活动 2场")
+        story.kr_events = kr_events = number_after("KR", reply)
+        assert "目标 2场" in reply and "李娜" in reply
+        story.card = card = card_to(chat, "lina")
+        assert card["card_type"] == "button_interaction" and "张伟" in card["main_title"]["title"]
+        assert [b["key"] for b in card["button_list"]] == [f"okr:approve:{kr_events}", f"okr:return:{kr_events}"]
 
-    chat.send("lina", "/okr team")
-    team = chat.expect("lina")[0]
-    assert team.msgtype == "text" and "**" not in team.payload["content"]  # [bot] text_fallback: markdown as text
-    assert "策划会员专属活动 · 张伟" in team.payload["content"] and "会员复购率提升 · 杨帆" in team.payload["content"]
-    assert "12/15%（80%）" in team.payload["content"]
-    chat.send("zhangwei", "/okr dept")
-    assert "杨帆" in chat.expect_text("zhangwei")
-    chat.send("zhangwei", "/okr team")
-    assert "只有主管或绩效管理员可以查看团队 OKR" in chat.expect_text("zhangwei")
+        story.kr_rate = number_after("KR", chat.say("yangfan", f"/kr add {objective} 复购率提升 15%"))
+        card_to(chat, "lina")
 
-    # Quarter end: each approved KR gets its score, the members are told, the indicator picks up the mean.
-    new_year = datetime(2027, 1, 1, 8, 55, tzinfo=SHANGHAI)
-    assert quarter_close_period(new_year, bot_env.config) == "2026-Q4"
-    assert quarter_close_period(datetime(2027, 1, 9, 8, 55, tzinfo=SHANGHAI), bot_env.config) is None
-    bot_env.clock.set(new_year)
-    result = bot_env.bot.job_runner().run("okr_quarter_close", new_year)
-    assert result.ran and result.period == "2026-Q4" and "2 个已批准的 KR" in result.detail
-    assert "→ 0.50" in chat.expect_text("zhangwei") and "平均得分：0.80" in chat.expect_text("yangfan")
-    assert bot_env.bot.job_runner().run("okr_quarter_close", new_year).detail == "already_ran"
-    chat.send("zhangwei", f"/kr progress {kr_events} 2")
-    assert "已在 2026-Q4 季末评分" in chat.expect_text("zhangwei")
+        # 社群二组 cannot align to 社群一组's objective
+        assert "不属于你所在的部门" in chat.say("zhaolei", f"/kr add O{objective} 社群拉新 100人")
+        assert "还没有被主管批准" in chat.say("zhangwei", f"/kr progress {kr_events} 1")  # not approved yet
 
-    scheme, problems = check_scheme(OKR_SCHEME)
-    assert scheme is not None and not [p for p in problems if p.severity.value == "error"]
-    with transaction(bot_env.bot.sessions) as session:
-        found = collect_values(session, {"zhangwei": scheme, "yangfan": scheme, "zhaolei": scheme}, "2026-Q4")
-        assert okr_averages(session, ["zhangwei", "yangfan"], "2026") == {"zhangwei": D("0.50"),
-                                                                           "yangfan": D("0.80")}
-    assert found == {("zhangwei", "okr_score", "2026-Q4"): D("0.50"), ("yangfan", "okr_score", "2026-Q4"): D("0.80")}
-    results = compute_results(scheme, "2026-Q4", [MemberData(u, "一组", "社群运营部", values=member_values(found, u))
-                                                  for u in ("zhangwei", "yangfan")])
-    assert results.get("zhangwei").indicator("okr_score").score == D("50.00")
-    assert results.get("yangfan").total == D("80.00")  # the only indicator of a quarter here
-    with transaction(bot_env.bot.sessions) as session:
-        scores = {kr.owner: kr.score for kr in session.scalars(select(OkrKeyResult))}
-    assert scores == {"zhangwei": D("0.50"), "yangfan": D("0.80")}
+    def test_the_manager_approves_one_by_the_card_and_sends_the_other_back_until_the_member_fixes_it(
+            self, story: OkrStory) -> None:
+        chat, kr_events, kr_rate = story.env.chat, story.kr_events, story.kr_rate
+        chat.click("lina", f"okr:approve:{kr_events}", story.card["task_id"])
+        assert f"已批准 张伟 的 KR{kr_events}" in chat.expect_text("lina")
+        assert "李娜 已批准你的 KR" in chat.expect_text("zhangwei")
+        assert "只有" in chat.say("wangqiang", f"/kr approve {kr_rate}")  # another team's manager may not
+        assert "已退回" in chat.say("lina", f"/kr return {kr_rate} 请写清楚是会员复购率")
+        returned = chat.expect_text("yangfan")
+        assert "退回" in returned and "请写清楚是会员复购率" in returned
+        assert "已修改" in chat.say("yangfan", f"/kr edit {kr_rate} 会员复购率提升 15%")
+        card_to(chat, "lina")
+        chat.say("lina", f"/kr approve {kr_rate}")
+        chat.expect("yangfan")
+
+    def test_progress_is_recorded_by_command_and_the_way_the_weekly_report_records_it(self, story: OkrStory) -> None:
+        env, kr_events, kr_rate = story.env, story.kr_events, story.kr_rate
+        assert "1/2场（50%）" in env.chat.say("zhangwei", f"/kr progress KR{kr_events} 1 首场会员日已办")
+        with transaction(env.bot.sessions) as session:
+            (open_kr,) = open_krs_for(session, "yangfan", env.clock.now().date())
+            assert open_kr.id == kr_rate and open_kr.progress_percent == 0
+            question = render("okr/weekly_kr_question.txt.j2", kr=open_kr, index=1, total=1)
+            assert "会员复购率提升" in question and "目标 15%" in question
+            view = record_kr_progress(session, kr_rate, D(12), "会员日复购 12%", env.clock.now(), by="yangfan")
+            assert view.progress_percent == 80
+            sources = [p.source for p in session.scalars(select(OkrProgress).order_by(OkrProgress.id))]
+        assert sources == ["command", "weekly_report"]
+        assert "不是你的关键结果" in env.chat.say("zhangwei", f"/kr progress {kr_rate} 13")
+
+    def test_the_team_and_the_department_see_the_krs_and_a_member_not_the_team_view(self, story: OkrStory) -> None:
+        chat = story.env.chat
+        chat.send("lina", "/okr team")
+        team = chat.expect("lina")[0]
+        assert team.msgtype == "text" and "**" not in team.payload["content"]  # [bot] text_fallback: markdown as text
+        assert "策划会员专属活动 · 张伟" in team.payload["content"] and "会员复购率提升 · 杨帆" in team.payload["content"]
+        assert "12/15%（80%）" in team.payload["content"]
+        assert "杨帆" in chat.say("zhangwei", "/okr dept")
+        assert "只有主管或绩效管理员可以查看团队 OKR" in chat.say("zhangwei", "/okr team")
+
+    def test_at_quarter_end_each_approved_kr_is_scored_the_members_told_and_the_indicator_takes_the_mean(
+            self, story: OkrStory) -> None:
+        env, chat = story.env, story.env.chat
+        new_year = datetime(2027, 1, 1, 8, 55, tzinfo=SHANGHAI)
+        assert quarter_close_period(new_year, env.config) == "2026-Q4"
+        assert quarter_close_period(datetime(2027, 1, 9, 8, 55, tzinfo=SHANGHAI), env.config) is None
+        env.clock.set(new_year)
+        result = env.runner().run("okr_quarter_close", new_year)
+        assert result.ran and result.period == "2026-Q4" and "2 个已批准的 KR" in result.detail
+        assert "→ 0.50" in chat.expect_text("zhangwei") and "平均得分：0.80" in chat.expect_text("yangfan")
+        assert env.runner().run("okr_quarter_close", new_year).detail == "already_ran"
+        assert "已在 2026-Q4 季末评分" in chat.say("zhangwei", f"/kr progress {story.kr_events} 2")
+
+        scheme, problems = check_scheme(OKR_SCHEME)
+        assert scheme is not None and not [p for p in problems if p.severity.value == "error"]
+        with transaction(env.bot.sessions) as session:
+            found = collect_values(session, {"zhangwei": scheme, "yangfan": scheme, "zhaolei": scheme}, "2026-Q4")
+            assert okr_averages(session, ["zhangwei", "yangfan"], "2026") == {"zhangwei": D("0.50"),
+                                                                               "yangfan": D("0.80")}
+        assert found == {("zhangwei", "okr_score", "2026-Q4"): D("0.50"),
+                         ("yangfan", "okr_score", "2026-Q4"): D("0.80")}
+        results = compute_results(scheme, "2026-Q4", [MemberData(u, "一组", "社群运营部", values=member_values(found, u))
+                                                      for u in ("zhangwei", "yangfan")])
+        assert results.get("zhangwei").indicator("okr_score").score == D("50.00")
+        assert results.get("yangfan").total == D("80.00")  # the only indicator of a quarter here
+        with transaction(env.bot.sessions) as session:
+            scores = {kr.owner: kr.score for kr in session.scalars(select(OkrKeyResult))}
+        assert scores == {"zhangwei": D("0.50"), "yangfan": D("0.80")}
 
 
 def test_kr_text_and_numbers_are_read_as_people_write_them() -> None:
@@ -182,15 +198,11 @@ def test_kr_text_and_numbers_are_read_as_people_write_them() -> None:
 
 def test_only_managers_add_objectives_and_admins_may_pick_the_department(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    chat.send("zhangwei", "/okr objective add 我的目标")
-    assert "只有主管或绩效管理员可以添加部门目标" in chat.expect_text("zhangwei")
-    chat.send("zhoumin", "/okr objective add @社群二组 2027-Q1 新客转化提升")
-    reply = chat.expect_text("zhoumin")
+    assert "只有主管或绩效管理员可以添加部门目标" in chat.say("zhangwei", "/okr objective add 我的目标")
+    reply = chat.say("zhoumin", "/okr objective add @社群二组 2027-Q1 新客转化提升")
     assert "2027-Q1" in reply and "社群二组" in reply
-    chat.send("zhaolei", "/okr 2027-Q1")
-    assert "新客转化提升" in chat.expect_text("zhaolei")
-    chat.send("zhangwei", "/kr")
-    assert "/kr add O目标编号" in chat.expect_text("zhangwei")
+    assert "新客转化提升" in chat.say("zhaolei", "/okr 2027-Q1")
+    assert "/kr add O目标编号" in chat.say("zhangwei", "/kr")
 
 
 KR = KrView(id=7, title="策划会员专属活动", owner="zhangwei", owner_name="张伟", target=D("2.00"), unit="场",
@@ -236,13 +248,8 @@ TEMPLATE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATE_CASES))
 def test_okr_templates_render(name: str) -> None:
-    variables, fragments = TEMPLATE_CASES[name]
-    text = render(name, **variables)
-    for fragment in fragments:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
-    assert not re.search(r"\n\s*\n\s*\n", text), f"{name} has runs of blank lines: {text!r}"
+    assert_renders(name, *TEMPLATE_CASES[name], blank_runs=False)
 
 
 def test_every_okr_template_has_a_case() -> None:
-    from bot.templates import template_names
-    assert {n for n in template_names() if n.startswith("okr/")} == set(TEMPLATE_CASES)
+    assert templates_under("okr/") == set(TEMPLATE_CASES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,14 +15,12 @@ from bot.wecom.cards import CardButton, button_card, new_task_id
 from bot.cli.main import main
 from bot.clock import FakeClock
 from bot.storage.db import transaction
-from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import OutboxMessage
 from bot.templates import render
 from bot.wecom.outbox import Outgoing
 from bot.wecom.sender import Sender
 from bot.wecom.client import DatabaseTokenStore, token_lifetime
-from tests.harness import CORP_SECRET, BotEnv
-from tests.test_month import start_env, write_config
+from tests.harness import CORP_SECRET, BotEnv, EnvFactory
 
 ADMIN = "zhoumin"
 
@@ -46,22 +43,12 @@ def held_sender(env: BotEnv) -> Sender:
     return Sender(env.config, env.bot.sessions, env.bot.client, env.clock)
 
 
-def wait_until(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 # ---------------------------------------------------------------- duplicate check
 
 
 def test_help_twice_gives_two_replies(bot_env: BotEnv) -> None:
-    bot_env.chat.send("zhangwei", "/help")
-    first = bot_env.chat.expect_text("zhangwei")
-    bot_env.chat.send("zhangwei", "/help")
-    second = bot_env.chat.expect_text("zhangwei")
+    first = bot_env.chat.say("zhangwei", "/help")
+    second = bot_env.chat.say("zhangwei", "/help")
     assert first == second  # the very same text, yet both reached him
     assert bot_env.fake.suppressed() == []
 
@@ -154,7 +141,7 @@ def _paused_then_fixed(env: BotEnv, caplog: pytest.LogCaptureFixture, break_it: 
     members = ["zhangwei", "liuyang", "chenjing", "yangfan", "huangli"]
     for index, member in enumerate(members):
         queue(env, member, f"第{index}条通知", f"pause:{index}")
-    wait_until(lambda: _health(env)["status"] == "sending_paused")
+    env.until_sent(lambda: _health(env)["status"] == "sending_paused")
     health = _health(env)
     assert str(health["sending_paused"]["reason"]).startswith(code)  # type: ignore[index]
     gettokens = len(env.fake.calls("gettoken"))
@@ -163,8 +150,8 @@ def _paused_then_fixed(env: BotEnv, caplog: pytest.LogCaptureFixture, break_it: 
     for _ in range(3):  # passes while paused ask WeCom nothing at all
         assert env.bot.sender.send_due() == 0
     env.clock.advance(timedelta(seconds=61))  # the first retry fails too: still held, not failed
-    wait_until(lambda: len(env.fake.calls("gettoken")) + len(env.fake.calls("message/send")) > gettokens + sends)
-    wait_until(lambda: {row.status for row in rows(env)} == {"pending"})  # the retry's answer is recorded
+    env.until_sent(lambda: len(env.fake.calls("gettoken")) + len(env.fake.calls("message/send")) > gettokens + sends
+                   and {row.status for row in rows(env)} == {"pending"})  # the retry's answer is recorded
     env.clock.advance(timedelta(seconds=61))  # the next retry is two minutes after, not one
     for _ in range(3):
         env.bot.sender.send_due()
@@ -180,7 +167,7 @@ def _paused_then_fixed(env: BotEnv, caplog: pytest.LogCaptureFixture, break_it: 
     [notice] = env.chat.expect(ADMIN, 1)
     assert "发送已恢复" in (notice.content or "") and code in (notice.content or "")
     assert _health(env)["status"] == "ok"
-    wait_until(lambda: {row.status for row in rows(env)} == {"sent"})
+    env.until_sent(lambda: {row.status for row in rows(env)} == {"sent"})
     env.advance(minutes=20)
     env.bot.sender.send_due()
     assert len(env.fake.delivered(ADMIN)) == 1  # told once
@@ -207,8 +194,8 @@ def test_kpibot_outbox_shows_the_pause_its_reason_and_the_fix(bot_env: BotEnv, t
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     bot_env.fake.set_trusted_ips(["203.0.113.7"])
     queue(bot_env, "lina", "你好", "cli:1")
-    wait_until(lambda: _health(bot_env)["status"] == "sending_paused")
-    config = write_config(tmp_path / "config.toml", bot_env)
+    bot_env.until_sent(lambda: _health(bot_env)["status"] == "sending_paused")
+    config = bot_env.write_config_file(tmp_path)
     assert main(["--config", str(config), "outbox"]) == 0
     out = capsys.readouterr().out
     assert "发送已暂停" in out and "from ip: 127.0.0.1" in out and "企业可信IP" in out
@@ -270,28 +257,25 @@ def test_one_members_backlog_does_not_delay_another_members_reply(bot_env: BotEn
     assert len(bot_env.fake.delivered("wuhao")) == 25 and bot_env.fake.dropped() == []
 
 
-def test_more_members_at_their_limit_than_a_pass_holds_do_not_delay_anyone_else(
-        db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> None:
-    with start_env(db_url, clock, fake_wecom, sender={"batch_size": 3}) as env:
-        busy = ["liuyang", "chenjing", "yangfan", "huangli"]
-        with transaction(env.bot.sessions) as session:
-            for index in range(26):
-                for member in busy:
-                    outbox.enqueue(session, f"fan:{member}:{index}", Outgoing.text(member, f"通知 {index}"),
-                                   env.clock.now())
-        env.bot.sender.wake()
-        for member in busy:
-            env.chat.expect(member, 25, timeout=10)  # each one's minute; their 26th waits
-        env.chat.send("zhangwei", "/help")
-        env.chat.expect_text("zhangwei", timeout=2.0)
+def test_more_members_at_their_limit_than_a_pass_holds_do_not_delay_anyone_else(make_env: EnvFactory) -> None:
+    env = make_env(sender={"batch_size": 3})
+    busy = ["liuyang", "chenjing", "yangfan", "huangli"]
+    with transaction(env.bot.sessions) as session:
+        for index in range(26):
+            for member in busy:
+                outbox.enqueue(session, f"fan:{member}:{index}", Outgoing.text(member, f"通知 {index}"),
+                               env.clock.now())
+    env.bot.sender.wake()
+    for member in busy:
+        env.chat.expect(member, 25, timeout=10)  # each one's minute; their 26th waits
+    env.chat.send("zhangwei", "/help")
+    env.chat.expect_text("zhangwei", timeout=2.0)
 
 
 @pytest.fixture
-def ceiling_env(db_url: str, clock: FakeClock, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
-    with start_env(db_url, clock, fake_wecom, sender={
-            "company_calls_per_minute": 12, "company_calls_per_hour": 30, "account_limit": 1,
-            "daily_warning_percent": 10}) as env:
-        yield env
+def ceiling_env(make_env: EnvFactory) -> BotEnv:
+    return make_env(sender={"company_calls_per_minute": 12, "company_calls_per_hour": 30, "account_limit": 1,
+                            "daily_warning_percent": 10})
 
 
 def test_the_company_wide_ceilings_hold_and_the_daily_volume_is_watched(
@@ -307,18 +291,18 @@ def test_the_company_wide_ceilings_hold_and_the_daily_volume_is_watched(
     def sends() -> int:
         return len(env.fake.calls("message/send"))
 
-    wait_until(lambda: sends() >= 12)
+    env.fake.wait_for_calls("message/send", 12)
     env.bot.sender.send_due()
     assert sends() == 12  # the minute's ceiling: nothing more was even tried
     env.advance(seconds=75)  # our minute is counted in whole ten-second buckets: a little longer than WeCom's
-    wait_until(lambda: sends() >= 24)
+    env.fake.wait_for_calls("message/send", 24)
     env.advance(seconds=75)
-    wait_until(lambda: sends() >= 30)
+    env.fake.wait_for_calls("message/send", 30)
     env.bot.sender.send_due()
     assert sends() == 30  # the hour's ceiling
     assert len(env.fake.delivered()) == 30  # WeCom answered 45009 to none of them
     env.advance(hours=1)
-    wait_until(lambda: not rows(env, OutboxMessage.status.in_(("pending", "sending"))))
+    env.until_sent(lambda: not rows(env, OutboxMessage.status.in_(("pending", "sending"))))
     assert {row.status for row in rows(env)} == {"sent"}
     # The daily volume (1 account x 200) was watched: one warning to the admin at 10 %, i.e. 20 person-times.
     assert [m.touser for m in env.fake.delivered() if "每日上限" in (m.content or "")] == [ADMIN]

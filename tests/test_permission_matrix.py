@@ -6,28 +6,19 @@ the recipient may not see. A command added to any router is in the matrix withou
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from bot.appraisal.entries import record
 from bot.storage.db import transaction
-from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import SelfReview, WeeklyReport
 from bot.appraisal.workcalendar import week_of
 from handlers import ROUTERS
-from tests.harness import BotEnv
-from tests.test_month import settle, start_env
+from tests.harness import EVERYONE, LINA_TEAM, NAMES, WANGQIANG_TEAM, BotEnv, EnvFactory
+from tests.test_permissions import ADMIN, ADMIN_WUHAO
 
-ADMIN = "wuhao"
-LINA_TEAM = ("zhangwei", "liuyang", "chenjing", "yangfan")
-WANGQIANG_TEAM = ("zhaolei", "huangli", "wuhao", "sunyue")
-EVERYONE = ("zhoumin", "lina", "wangqiang", *LINA_TEAM, *WANGQIANG_TEAM)
-NAMES = {"zhoumin": "周敏", "lina": "李娜", "wangqiang": "王强", "zhangwei": "张伟", "liuyang": "刘洋",
-         "chenjing": "陈静", "yangfan": "杨帆", "zhaolei": "赵磊", "huangli": "黄丽", "wuhao": "吴昊", "sunyue": "孙悦"}
 # Who may see whose data, written out from the demo org rather than computed by the code under test.
 TEAMS = {"lina": set(LINA_TEAM), "wangqiang": set(WANGQIANG_TEAM),
          "zhoumin": {"lina", "wangqiang", *LINA_TEAM, *WANGQIANG_TEAM}}
@@ -51,10 +42,10 @@ def command_names() -> list[str]:
 
 
 @pytest.fixture
-def env(db_url: str, clock: Any, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
-    with start_env(db_url, clock, fake_wecom, org={"admins": [ADMIN], "departments": [1]}) as started:
-        plant_markers(started)
-        yield started
+def env(make_env: EnvFactory) -> BotEnv:
+    started = make_env(**ADMIN_WUHAO)
+    plant_markers(started)
+    return started
 
 
 def plant_markers(env: BotEnv) -> None:
@@ -95,20 +86,18 @@ class Matrix:
         env.advance(minutes=6)  # WeCom's duplicate check drops an identical reply within 5 minutes
         since = len(env.fake.delivered())
         for line in (text, "/cancel"):  # /cancel: a command that opens a conversation must not swallow the next
-            processed = env.bot.inbox.processed
             env.chat.send(actor, line)
-            env.bot.inbox.wait_for_processed(processed + 1, timeout=15)
-        settle(env)
+            env.settle(mark_read=True)
         self.cases += 1
         self.check_new(since, f"{actor} {text!r}")
 
     def push(self, job_id: str, at: datetime | None = None, period: str | None = None) -> None:
         since = len(self.env.fake.delivered())
         try:
-            self.env.bot.job_runner().run(job_id, at, period=period, force=True)
+            self.env.runner().run(job_id, at, period=period, force=True)
         except Exception:  # noqa: BLE001 - a job refusing (e.g. data incomplete) pushes nothing to check
             pass
-        settle(self.env)
+        self.env.settle(mark_read=True)
         self.cases += 1
         self.check_new(since, f"job {job_id}")
 

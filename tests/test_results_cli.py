@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,18 +29,17 @@ from bot.jobs.table import job_by_id
 from bot.templates import render
 from scoring import (WAIVED, Calibration, MemberData, Period, apply_calibrations, compute_results, parse_scheme,
                      preset_text)
-from tests.harness import SHANGHAI, BotEnv, make_config
-from tests.test_month import HEADER, preview, run_cli, start_env, write_config, write_csv
+from tests.harness import (DATA_FILE_HEADER, SHANGHAI, BotEnv, EnvFactory, assert_renders, kpibot, make_config,
+                           score_preview, write_data_file)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "docs" / "sample-data.csv"
 SAMPLE_MEMBERS = ("zhangwei", "lina", "wangfang", "liuyang", "chenjing", "zhaolei")
 
 
 @pytest.fixture
-def env(db_url: str, clock: Any, fake_wecom: FakeWeCom) -> Iterator[BotEnv]:
+def env(make_env: EnvFactory, fake_wecom: FakeWeCom) -> BotEnv:
     fake_wecom.add_user("wangfang", "王芳", departments=(3,), main_department=3, direct_leader=("lina",))
-    with start_env(db_url, clock, fake_wecom) as started:
-        yield started
+    return make_env()
 
 
 def entries(env: BotEnv) -> int:
@@ -49,15 +47,11 @@ def entries(env: BotEnv) -> int:
         return session.scalar(select(func.count()).select_from(DataEntry)) or 0
 
 
-def kpibot(capsys: pytest.CaptureFixture[str], config: Path, *argv: str) -> tuple[int, str, str]:
-    return run_cli(capsys, "--config", str(config), *argv)
-
-
 # -- data import ------------------------------------------------------------------------------------------------
 def test_a_file_with_bad_rows_writes_nothing_and_reports_each_row_with_its_line(
         env: BotEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "config.toml", env)
-    bad = write_csv(tmp_path / "bad.csv", [
+    config = env.write_config_file(tmp_path)
+    bad = write_data_file(tmp_path / "bad.csv", [
         ["zhangwei", "", "content_output", "2026-11", "22", "25"],         # line 2: fine
         ["王小明", "", "content_output", "2026-11", "22", ""],               # 3: nobody of that name
         ["liuyang", "", "sales", "2026-11", "22", ""],                       # 4: not in the scheme
@@ -79,10 +73,11 @@ def test_a_file_with_bad_rows_writes_nothing_and_reports_each_row_with_its_line(
         assert f"第 {line} 行：{text}" in err
     assert "第 2 行" not in err and "第 10 行" not in err and entries(env) == 0
 
-    unreadable = write_csv(tmp_path / "unreadable.csv", [["zhangwei", "", "content_output", "2026-11", "很多", ""],
-                                                         ["zhangwei", "", "content_output", "2026-13", "3", ""],
-                                                         ["liuyang", "", "content_output", "2026-11", "1e999", ""],
-                                                         ["chenjing", "", "content_output", "2026-11", "3", "nan"]])
+    unreadable = write_data_file(tmp_path / "unreadable.csv", [
+        ["zhangwei", "", "content_output", "2026-11", "很多", ""],
+        ["zhangwei", "", "content_output", "2026-13", "3", ""],
+        ["liuyang", "", "content_output", "2026-11", "1e999", ""],
+        ["chenjing", "", "content_output", "2026-11", "3", "nan"]])
     code, _, err = kpibot(capsys, config, "data", "import", str(unreadable))
     assert code == 2 and "第 2 行：数值“很多”不是数字" in err and "第 3 行：期间“2026-13”无效" in err
     assert "第 4 行：数值「1e999」大得不合常理（超过 12 位整数）" in err
@@ -92,10 +87,10 @@ def test_a_file_with_bad_rows_writes_nothing_and_reports_each_row_with_its_line(
 
 def test_an_xlsx_file_is_imported_with_percent_cells_and_names(env: BotEnv, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "config.toml", env)
+    config = env.write_config_file(tmp_path)
     workbook = openpyxl.Workbook()
     sheet = workbook.active
-    sheet.append(HEADER)
+    sheet.append(DATA_FILE_HEADER)
     sheet.append(["张伟", "", "net_follower_growth_rate", "2026-11", 0.046, None])
     sheet["E2"].number_format = "0.0%"  # 4.6% as Excel stores it
     sheet.append(["liuyang", "", "content_output", datetime(2026, 11, 1), 22, 25])
@@ -120,7 +115,7 @@ def test_an_xlsx_file_is_imported_with_percent_cells_and_names(env: BotEnv, tmp_
 # -- the jobs from the command line, roll-ups, export ------------------------------------------------------------
 def test_december_closes_and_publishes_the_month_the_quarter_and_the_year_from_the_command_line(
         env: BotEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "config.toml", env)
+    config = env.write_config_file(tmp_path)
     code, out, err = kpibot(capsys, config, "data", "import", str(SAMPLE))
     assert code == 0, err
     code, _, err = kpibot(capsys, config, "jobs", "run", "month_close", "--period", "2026-12")
@@ -143,11 +138,11 @@ def test_december_closes_and_publishes_the_month_the_quarter_and_the_year_from_t
         stored = {(r.userid, r.period): r for r in session.scalars(select(PeriodResult).where(
             PeriodResult.userid.in_(SAMPLE_MEMBERS)))}
     for period in ("2026-12", "2026-Q4", "2026"):
-        expected = preview(capsys, config, SAMPLE, period)
+        expected = score_preview(capsys, config, SAMPLE, period)
         for userid in SAMPLE_MEMBERS:
             row = stored[(userid, period)]
             assert row.status == "published" and row.total == expected[userid]["total"], (userid, period)
-    year = preview(capsys, config, SAMPLE, "2026")
+    year = score_preview(capsys, config, SAMPLE, "2026")
     best = max(SAMPLE_MEMBERS, key=lambda u: Decimal(year[u]["total"]))
     assert f"1. {stored[(best, '2026')].data['name']} · {year[best]['total']} 分" in promotion[0].payload["content"]
     for label in ("2026年12月", "2026年第4季度", "2026年度"):
@@ -167,7 +162,7 @@ def test_december_closes_and_publishes_the_month_the_quarter_and_the_year_from_t
     sheet = openpyxl.load_workbook(target).active
     header = [cell.value for cell in sheet[1]]
     totals = {row[0]: row[header.index("total")] for row in sheet.iter_rows(min_row=2, values_only=True)}
-    quarter = preview(capsys, config, SAMPLE, "2026-Q4")
+    quarter = score_preview(capsys, config, SAMPLE, "2026-Q4")
     assert all(totals[u] == float(quarter[u]["total"]) for u in SAMPLE_MEMBERS)
     code, _, err = kpibot(capsys, config, "results", "export", "--period", "2025-01")
     assert code == 1 and "没有 2025-01 的结果" in err
@@ -177,11 +172,11 @@ def test_december_closes_and_publishes_the_month_the_quarter_and_the_year_from_t
 
 def test_importing_into_a_published_period_is_refused(env: BotEnv, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "config.toml", env)
+    config = env.write_config_file(tmp_path)
     assert kpibot(capsys, config, "data", "import", str(SAMPLE))[0] == 0
     assert kpibot(capsys, config, "jobs", "run", "publish", "--period", "2026-10")[0] == 0
     before = entries(env)
-    late = write_csv(tmp_path / "late.csv", [["zhangwei", "", "content_output", "2026-10", "30", ""]])
+    late = write_data_file(tmp_path / "late.csv", [["zhangwei", "", "content_output", "2026-10", "30", ""]])
     code, _, err = kpibot(capsys, config, "data", "import", str(late))
     assert code == 2 and "第 2 行：2026-10 的结果已发布并冻结" in err and entries(env) == before
 
@@ -365,10 +360,7 @@ RESULT_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(RESULT_TEMPLATES))
 def test_results_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = RESULT_TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *RESULT_TEMPLATES[name])
 
 
 def test_every_results_error_and_view_error_has_its_sentence() -> None:

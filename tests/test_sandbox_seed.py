@@ -1,7 +1,6 @@
 """The sandbox's seeded history: three published months, reports, reviews and data, there at once, seeded once."""
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -16,7 +15,7 @@ from bot.storage.models import DataEntry, Idp, OutboxMessage, PeriodResult, Resu
 from bot.sandbox.running import Sandbox
 from bot.sandbox.server import start_sandbox
 from bot.sandbox.seed import SEED_STEPS
-from tests.test_sandbox_api import START, Api, bot_text
+from tests.sandbox_harness import START, Api, ask
 
 HISTORY = ("2026-08", "2026-09", "2026-10")  # the months before START's
 
@@ -36,20 +35,6 @@ def sandbox(data_dir: Path) -> Iterator[Sandbox]:
 @pytest.fixture
 def api(sandbox: Sandbox) -> Api:
     return Api(sandbox)
-
-
-def ask(api: Api, userid: str, text: str, needle: str, timeout: float = 15.0) -> str:
-    """Type `text` as `userid` and return the first answer after it that contains `needle`."""
-    cursor = api.get("/sandbox/api/messages", userid=userid).json()["cursor"]
-    sent = api.post("/sandbox/api/send", {"userid": userid, "text": text}).json()["entry"]["seq"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = api.get("/sandbox/api/messages", userid=userid, after=max(cursor, sent), wait=2).json()
-        for entry in answer["entries"]:
-            if bot_text(needle)(entry):
-                return entry["payload"]["content"]
-        cursor = answer["cursor"]
-    raise AssertionError(f"{userid} got no answer containing {needle!r} to {text!r}: {api.conversation(userid)}")
 
 
 def published(sandbox: Sandbox, userid: str) -> dict[str, str]:

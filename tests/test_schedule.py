@@ -7,14 +7,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from bot.cli.main import main
 from bot.config import (ConfigError, SelfReviewConfig, WeeklyReportConfig, load_config, parse_config)
 from bot.fakes.wecom import FakeWeCom
+from bot.storage.db import make_engine, make_session_factory, transaction
+from bot.storage.models import JobRun
 from bot.jobs.runner import BotScheduler
 from bot.jobs.spec import next_effective_fire_time
 from bot.jobs.table import HOUSEKEEPING, JOBS, all_jobs, job_by_id, next_fire_times
-from tests.harness import AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, TOKEN, BotEnv, make_config
+from tests.harness import BotEnv, make_config, write_config_file
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
@@ -101,7 +104,7 @@ def test_every_job_has_a_unique_explicit_id() -> None:
 
 # -- catch-up windows and the lease ---------------------------------------------------------------------------
 def test_catch_up_windows(bot_env: BotEnv) -> None:
-    runner = bot_env.bot.job_runner()
+    runner = bot_env.runner()
 
     def missed(now: datetime) -> set[str]:
         return {spec.id for spec, _ in runner.missed_runs(now)} & set(REPORT_JOBS)
@@ -127,27 +130,9 @@ def test_only_one_instance_holds_the_scheduler_lease(bot_env: BotEnv) -> None:
 
 
 # -- the CLI --------------------------------------------------------------------------------------------------
-def _write_config(tmp_path: Path, fake: FakeWeCom) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[wecom]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{CORP_SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-api_base_url = "{fake.base_url}"
-request_timeout = 2.0
-
-[database]
-url = "sqlite:///kpibot.db"
-""", encoding="utf-8")
-    return path
-
-
 def test_jobs_list_shows_each_jobs_next_effective_fire_time(tmp_path: Path, fake_wecom: FakeWeCom,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    path = _write_config(tmp_path, fake_wecom)
+    path = write_config_file(tmp_path, fake_wecom.base_url)
     assert main(["--config", str(path), "jobs", "list", "--after", "2026-09-30T12:00"]) == 0
     out = capsys.readouterr().out
     table, _, runs = out.partition("\n\n")
@@ -160,7 +145,7 @@ def test_jobs_list_shows_each_jobs_next_effective_fire_time(tmp_path: Path, fake
 
 def test_jobs_run_acts_once_per_period_unless_forced(tmp_path: Path, fake_wecom: FakeWeCom,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    path = _write_config(tmp_path, fake_wecom)
+    path = write_config_file(tmp_path, fake_wecom.base_url)
     config = ["--config", str(path)]
     assert main([*config, "db", "upgrade"]) == 0
     assert main([*config, "org", "sync"]) == 0
@@ -179,10 +164,6 @@ def test_jobs_run_acts_once_per_period_unless_forced(tmp_path: Path, fake_wecom:
 
 def fake_wecom_detail(path: Path) -> str:
     """The recorded detail of the weekly prompt's run, read back from the database."""
-    from sqlalchemy import select
-
-    from bot.storage.db import make_engine, make_session_factory, transaction
-    from bot.storage.models import JobRun
     engine = make_engine(load_config(path, environ={}).database.url.reveal())
     try:
         with transaction(make_session_factory(engine)) as session:

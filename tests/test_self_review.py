@@ -18,16 +18,10 @@ from bot.templates import render
 from bot.appraisal.ratings import RatingProblem, parse_rating
 from bot.appraisal.self_reviews import IndicatorView, default_month, review_is_open
 from scoring import Cycle, Dimension, Direction, Indicator, RatingRule, Scheme
-from tests.harness import BotEnv, Chat, make_config
-from tests.test_weekly_report import settle
+from tests.harness import BotEnv, assert_renders, make_config
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOVEMBER_PROMPT = datetime(2026, 11, 27, 10, 5, tzinfo=SHANGHAI)  # second-last workday of November 2026
-
-
-def say(chat: Chat, userid: str, text: str) -> str:
-    chat.send(userid, text)
-    return chat.expect_text(userid)
 
 
 def review_of(env: BotEnv, userid: str, month: str) -> SelfReview | None:
@@ -37,8 +31,7 @@ def review_of(env: BotEnv, userid: str, month: str) -> SelfReview | None:
 
 def test_invalid_ratings_get_a_specific_hint_and_the_same_question_again(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    bot_env.clock.set(NOVEMBER_PROMPT)
-    result = bot_env.bot.job_runner().run("self_review_prompt", NOVEMBER_PROMPT)
+    result = bot_env.run_job("self_review_prompt", NOVEMBER_PROMPT)
     assert result.ran and result.period == "2026-11"
     prompt = chat.expect_text("zhangwei")
     assert "张伟" in prompt and "2026-11 的月度自评开始了" in prompt
@@ -47,42 +40,42 @@ def test_invalid_ratings_get_a_specific_hint_and_the_same_question_again(bot_env
 
     for answer, hint in (("五", "「五」请改用阿拉伯数字，例如回复 5"), ("6", "「6」超出范围"),
                          ("good", "没看懂「good」"), ("3.5", "「3.5」不是整数")):
-        reply = say(chat, "zhangwei", answer)
+        reply = chat.say("zhangwei", answer)
         assert hint in reply, reply
         assert "第 1/1 项：工作态度与执行力" in reply and "请回复 1-5 的数字" in reply  # the same question again
     assert review_of(bot_env, "zhangwei", "2026-11") is None or review_of(bot_env, "zhangwei", "2026-11").ratings == {}
 
-    achievements = say(chat, "zhangwei", "４")  # a full-width digit is fine
+    achievements = chat.say("zhangwei", "４")  # a full-width digit is fine
     assert "已记录 4 分" in achievements and "主要成果" in achievements
-    assert "不能跳过" in say(chat, "zhangwei", "跳过")
-    assert "需要改进" in say(chat, "zhangwei", "完成会员日 3 场，新增用户 320 人")
-    done = say(chat, "zhangwei", "活动复盘不够及时，下月每场活动 48 小时内复盘")
+    assert "不能跳过" in chat.say("zhangwei", "跳过")
+    assert "需要改进" in chat.say("zhangwei", "完成会员日 3 场，新增用户 320 人")
+    done = chat.say("zhangwei", "活动复盘不够及时，下月每场活动 48 小时内复盘")
     assert "2026-11 的月度自评已提交" in done and "工作态度与执行力：4 分" in done
     review = review_of(bot_env, "zhangwei", "2026-11")
     assert review is not None and review.submitted_at is not None
     assert review.ratings == {"work_attitude": 4} and review.scheme_key == "seed-executor"
     assert review.achievements == "完成会员日 3 场，新增用户 320 人"
     assert review.improvements.startswith("活动复盘不够及时")
-    assert "已于" in say(chat, "zhangwei", "/review 2026-11")  # stored once per member and month
+    assert "已于" in chat.say("zhangwei", "/review 2026-11")  # stored once per member and month
 
 
 def test_december_asks_the_annual_behaviour_indicators_too_and_can_be_redone(bot_env: BotEnv) -> None:
     chat = bot_env.chat
     bot_env.clock.set(datetime(2026, 12, 30, 10, 10, tzinfo=SHANGHAI))
-    start = say(chat, "liuyang", "/review")
+    start = chat.say("liuyang", "/review")
     assert "开始2026-12的月度自评" in start and "第 1/3 项：工作态度与执行力" in start
-    assert "第 2/3 项：跨部门协作评分" in say(chat, "liuyang", "5")
-    third = say(chat, "liuyang", "4分")
+    assert "第 2/3 项：跨部门协作评分" in chat.say("liuyang", "5")
+    third = chat.say("liuyang", "4分")
     assert "已记录 4 分" in third and "第 3/3 项：公司文化契合度" in third
-    say(chat, "liuyang", "3")
-    say(chat, "liuyang", "年终活动按期上线")
-    say(chat, "liuyang", "数据分析要更深入")
+    chat.say("liuyang", "3")
+    chat.say("liuyang", "年终活动按期上线")
+    chat.say("liuyang", "数据分析要更深入")
     review = review_of(bot_env, "liuyang", "2026-12")
     assert review is not None and review.ratings == {"work_attitude": 5, "cross_department_collaboration": 4,
                                                      "culture_fit": 3}
-    redo = say(chat, "liuyang", "/review edit")
+    redo = chat.say("liuyang", "/review edit")
     assert "重新填写" in redo and "（当前：5 分）" in redo
-    say(chat, "liuyang", "4")
+    chat.say("liuyang", "4")
     chat.send("liuyang", "/cancel")
     chat.expect("liuyang", 1)  # the review was submitted before: only the general "left" message
     review = review_of(bot_env, "liuyang", "2026-12")
@@ -91,17 +84,14 @@ def test_december_asks_the_annual_behaviour_indicators_too_and_can_be_redone(bot
 
 def test_members_on_leave_are_not_asked_and_the_reminder_skips_those_who_submitted(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    say(chat, "chenjing", "/leave 11-27")
-    bot_env.clock.set(NOVEMBER_PROMPT)
-    bot_env.bot.job_runner().run("self_review_prompt", NOVEMBER_PROMPT)
+    chat.say("chenjing", "/leave 11-27")
+    bot_env.run_job("self_review_prompt", NOVEMBER_PROMPT)
     chat.expect("zhaolei")
-    say(chat, "zhaolei", "5")
-    say(chat, "zhaolei", "新增社群 3 个")
-    say(chat, "zhaolei", "需要提高响应速度")
+    chat.say("zhaolei", "5")
+    chat.say("zhaolei", "新增社群 3 个")
+    chat.say("zhaolei", "需要提高响应速度")
     reminder_at = datetime(2026, 11, 30, 15, 5, tzinfo=SHANGHAI)
-    settle(bot_env)  # every prompt is out before the clock moves on
-    bot_env.clock.set(reminder_at)
-    assert bot_env.bot.job_runner().run("self_review_reminder", reminder_at).ran
+    assert bot_env.run_job("self_review_reminder", reminder_at).ran  # every prompt is out before the clock moves on
     reminder = chat.expect_text("chenjing")  # back from leave on Monday: reminded now
     assert "还没有提交" in reminder and "第 1/1 项" in reminder
     bot_env.bot.sender.send_due()
@@ -113,16 +103,16 @@ def test_members_on_leave_are_not_asked_and_the_reminder_skips_those_who_submitt
 def test_the_cancelled_or_idle_review_keeps_its_ratings(bot_env: BotEnv) -> None:
     chat = bot_env.chat
     bot_env.clock.set(datetime(2026, 12, 30, 10, 10, tzinfo=SHANGHAI))
-    say(chat, "huangli", "/review")
-    say(chat, "huangli", "4")
+    chat.say("huangli", "/review")
+    chat.say("huangli", "4")
     chat.send("huangli", "/cancel")
     saved, _left = chat.expect("huangli", 2)
     assert "自评草稿已保存" in saved.payload["content"]
-    resumed = say(chat, "huangli", "/review")
+    resumed = chat.say("huangli", "/review")
     assert "第 2/3 项" in resumed
-    settle(bot_env)
+    bot_env.settle()
     later = bot_env.clock.now() + timedelta(minutes=45)
-    assert bot_env.bot.job_runner().run("conversation_sweep", later.astimezone(SHANGHAI)).ran
+    assert bot_env.runner().run("conversation_sweep", later.astimezone(SHANGHAI)).ran
     assert "自评对话已 30 分钟没有回复" in chat.expect_text("huangli")
     review = review_of(bot_env, "huangli", "2026-12")
     assert review is not None and review.ratings == {"work_attitude": 4} and review.submitted_at is None
@@ -231,10 +221,7 @@ TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_review_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *TEMPLATES[name])
 
 
 def test_a_prompt_with_no_behaviour_indicator_due_goes_straight_to_achievements() -> None:

@@ -11,9 +11,10 @@ import jinja2
 import pytest
 
 from bot.appraisal.org_sync import SyncReport
-from bot.chat.routing import Person, Role
+from bot.appraisal.people import Person, Role
 from bot.jobs.runner import JobResult, WatchedRun
 from bot.templates import TEMPLATE_ROOT, render, template_names
+from tests.harness import assert_renders
 
 ZHANG = Person("zhangwei", "张伟", Role.MEMBER, "lina", (3,))
 GUEST = Person("qianduo", "钱多", Role.GUEST)
@@ -69,10 +70,7 @@ CASES: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_template_renders_with_realistic_variables(name: str) -> None:
-    variables, expected = CASES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *CASES[name])
 
 
 def test_a_missing_variable_is_an_error_not_blank_text() -> None:

@@ -24,15 +24,16 @@ from bot.appraisal.wecom_stats import _store_behavior
 from bot.wecom.contact_stats import MemberPull as _MemberPull, day_start as _day_start
 from bot.templates import render
 from scoring import WAIVED, Period
-from tests.harness import SHANGHAI, BotEnv
-from tests.test_month import CLOSE_AT, PUBLISH_AT, contents, run_cli, run_job, say, write_config, write_csv
-from tests.test_permissions import ADMIN, EVERYONE, GOOD, ask, env, seed  # noqa: F401  (env is a fixture)
+from tests.harness import (CLOSE_AT, EVERYONE, PUBLISH_AT, SHANGHAI, USUAL_VALUES, BotEnv, EnvFactory, assert_renders,
+                           kpibot, score_preview, seed_month, write_data_file)
+from tests.test_permissions import ADMIN, ADMIN_WUHAO
 
 MONTHLY = ("net_follower_growth_rate", "event_participation_rate", "content_output", "response_time", "work_attitude")
 
 
-def cli(capsys: pytest.CaptureFixture[str], config: Path, *argv: str) -> tuple[int, str, str]:
-    return run_cli(capsys, "--config", str(config), *argv)
+@pytest.fixture
+def env(make_env: EnvFactory) -> BotEnv:
+    return make_env(**ADMIN_WUHAO)
 
 
 def entries(env: BotEnv, period: str) -> int:
@@ -42,102 +43,103 @@ def entries(env: BotEnv, period: str) -> int:
 
 # -- values at the door -----------------------------------------------------------------------------------------
 def test_a_value_far_outside_the_history_waits_for_confirmation(env: BotEnv) -> None:
-    seed(env, "2026-10")
+    seed_month(env, "2026-10")
     before = entries(env, "2026-11")
-    asked = ask(env, "lina", "/data liuyang 内容生产量 900")
+    asked = env.ask("lina", "/data liuyang 内容生产量 900")
     assert "刘洋 · 内容生产量（图文/视频/活动）（2026-11）填的是 900篇" in asked and "还没有保存" in asked
     assert "回复「确认」保存" in asked and entries(env, "2026-11") == before
-    assert "已录入：刘洋 · 内容生产量（图文/视频/活动）（2026-11）900篇" in ask(env, "lina", "确认")
-    assert "还没有保存" in ask(env, "lina", "/data chenjing 内容生产量 5000")  # 刘洋's 900 now counts as history
-    assert "没有收到「确认」，这个数值未保存" in ask(env, "lina", "算了")
+    assert "已录入：刘洋 · 内容生产量（图文/视频/活动）（2026-11）900篇" in env.ask("lina", "确认")
+    assert "还没有保存" in env.ask("lina", "/data chenjing 内容生产量 5000")  # 刘洋's 900 now counts as history
+    assert "没有收到「确认」，这个数值未保存" in env.ask("lina", "算了")
     assert entries(env, "2026-11") == before + 1
     # A usual value is saved at once, and a growth rate may be negative (the scheme says so).
-    assert "已录入：陈静 · 内容生产量（图文/视频/活动）（2026-11）24篇" in ask(env, "lina", "/data chenjing 内容生产量 24")
-    assert "已录入" in ask(env, "lina", "/data chenjing 粉丝净增长率 -3%")
+    assert "已录入：陈静 · 内容生产量（图文/视频/活动）（2026-11）24篇" in env.ask("lina", "/data chenjing 内容生产量 24")
+    assert "已录入" in env.ask("lina", "/data chenjing 粉丝净增长率 -3%")
 
 
 def test_a_closed_month_takes_what_fills_a_gap_but_a_change_needs_calibration_or_a_reopen(
         env: BotEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    seed(env, "2026-11", tuple(u for u in EVERYONE if u != "zhangwei"))
-    assert run_job(env, "month_close", CLOSE_AT).ran
-    assert "已录入" in ask(env, "lina", "/data zhangwei 内容生产量 20 2026-11")  # a gap: filling it is welcome
-    refused = ask(env, "lina", "/data liuyang 内容生产量 30 2026-11")
+    seed_month(env, "2026-11", tuple(u for u in EVERYONE if u != "zhangwei"))
+    assert env.run_job("month_close", CLOSE_AT, mark_read=True).ran
+    assert "已录入" in env.ask("lina", "/data zhangwei 内容生产量 20 2026-11")  # a gap: filling it is welcome
+    refused = env.ask("lina", "/data liuyang 内容生产量 30 2026-11")
     assert "2026-11 已结账，已有的数据不能再改：要调整总分请用 /calibrate" in refused
     assert "kpibot results reopen 2026-11" in refused
-    config = write_config(tmp_path / "config.toml", env)
-    code, _, err = cli(capsys, config, "results", "reopen", "2026-11", "--by", "lina", "--reason", "更正")
+    config = env.write_config_file(tmp_path)
+    code, _, err = kpibot(capsys, config, "results", "reopen", "2026-11", "--by", "lina", "--reason", "更正")
     assert code == 2 and "lina 不是绩效管理员" in err
-    code, out, err = cli(capsys, config, "results", "reopen", "2026-11", "--by", ADMIN, "--reason", "刘洋的数据录错")
+    code, out, err = kpibot(capsys, config, "results", "reopen", "2026-11", "--by", ADMIN, "--reason", "刘洋的数据录错")
     assert code == 0 and "已重新开放 2026-11" in out, err
-    assert "已录入" in ask(env, "lina", "/data liuyang 内容生产量 30 2026-11")
+    assert "已录入" in env.ask("lina", "/data liuyang 内容生产量 30 2026-11")
     with transaction(env.bot.sessions) as session:
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "results.reopen")).one()
     assert (audit.actor, audit.subject, audit.detail["reason"]) == (ADMIN, "2026-11", "刘洋的数据录错")
-    assert run_job(env, "publish", PUBLISH_AT).ran
-    assert "已发布并冻结" in ask(env, "lina", "/data liuyang 内容生产量 31 2026-11")
-    code, _, err = cli(capsys, config, "results", "reopen", "2026-11", "--by", ADMIN, "--reason", "晚了")
+    assert env.run_job("publish", PUBLISH_AT, mark_read=True).ran
+    assert "已发布并冻结" in env.ask("lina", "/data liuyang 内容生产量 31 2026-11")
+    code, _, err = kpibot(capsys, config, "results", "reopen", "2026-11", "--by", ADMIN, "--reason", "晚了")
     assert code == 2 and "已发布并冻结，不能重新开放" in err
 
 
 # -- leave --------------------------------------------------------------------------------------------------------
 def test_leave_over_a_report_week_means_no_prompt_no_reminder_and_not_missing(env: BotEnv) -> None:
-    assert "已登记请假" in say(env, "zhangwei", "/leave 11-30 12-04")  # all of week 49
-    assert run_job(env, "weekly_prompt", datetime(2026, 12, 4, 16, 5, tzinfo=SHANGHAI)).ran
-    assert run_job(env, "weekly_reminder", datetime(2026, 12, 7, 9, 5, tzinfo=SHANGHAI)).ran
-    assert run_job(env, "weekly_escalation", datetime(2026, 12, 7, 10, 35, tzinfo=SHANGHAI)).ran
-    assert not any("周报" in text for text in contents(env, "zhangwei")[1:])  # only the leave confirmation
-    assert any("还没有提交" in text for text in contents(env, "liuyang"))  # the others are reminded
-    digest = next(text for text in contents(env, "lina") if "张伟" in text and "第49周" in text)
+    assert "已登记请假" in env.chat.say("zhangwei", "/leave 11-30 12-04")  # all of week 49
+    assert env.run_job("weekly_prompt", datetime(2026, 12, 4, 16, 5, tzinfo=SHANGHAI), mark_read=True).ran
+    assert env.run_job("weekly_reminder", datetime(2026, 12, 7, 9, 5, tzinfo=SHANGHAI), mark_read=True).ran
+    assert env.run_job("weekly_escalation", datetime(2026, 12, 7, 10, 35, tzinfo=SHANGHAI), mark_read=True).ran
+    assert not any("周报" in text for text in env.chat.texts_to("zhangwei")[1:])  # only the leave confirmation
+    assert any("还没有提交" in text for text in env.chat.texts_to("liuyang"))  # the others are reminded
+    digest = next(text for text in env.chat.texts_to("lina") if "张伟" in text and "第49周" in text)
     assert "请假" in digest and "未提交：张伟" not in digest
 
 
 # -- waivers, not appraised, provisional -------------------------------------------------------------------------
 def test_waivers_not_appraised_members_and_provisional_results(env: BotEnv, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "config.toml", env)
+    config = env.write_config_file(tmp_path)
     present = tuple(u for u in EVERYONE if u not in ("yangfan", "sunyue"))
     for month in ("2026-10", "2026-11"):
-        seed(env, month, present)
+        seed_month(env, month, present)
     # 杨帆 is on leave both months: every indicator waived, by the admin in bulk (chat and command line).
-    reply = ask(env, ADMIN, "/waive 内容生产量 杨帆 2026-10..2026-11 整月请假")
+    reply = env.ask(ADMIN, "/waive 内容生产量 杨帆 2026-10..2026-11 整月请假")
     assert "已豁免「内容生产量（图文/视频/活动）」：1 名成员，2026-10、2026-11，新写入 2 项" in reply
-    assert "/waive 的用法" in ask(env, ADMIN, "/waive 内容生产量 杨帆")
-    assert "仅限" in ask(env, "lina", "/waive 内容生产量 杨帆 2026-10 请假")
+    assert "/waive 的用法" in env.ask(ADMIN, "/waive 内容生产量 杨帆")
+    assert "仅限" in env.ask("lina", "/waive 内容生产量 杨帆 2026-10 请假")
     for key in MONTHLY:
-        code, out, err = cli(capsys, config, "data", "waive", "--indicator", key, "--members", "yangfan",
-                             "--periods", "2026-10,2026-11", "--reason", "整月请假", "--by", ADMIN)
+        code, out, err = kpibot(capsys, config, "data", "waive", "--indicator", key, "--members", "yangfan",
+                                "--periods", "2026-10,2026-11", "--reason", "整月请假", "--by", ADMIN)
         assert code == 0, err
     assert "另有 2 项此前已豁免" in out or "新写入 2 项" in out
-    code, _, err = cli(capsys, config, "data", "waive", "--indicator", "content_output", "--members", "yangfan",
-                       "--periods", "2026-10", "--reason", "x", "--by", "lina")
+    code, _, err = kpibot(capsys, config, "data", "waive", "--indicator", "content_output", "--members", "yangfan",
+                          "--periods", "2026-10", "--reason", "x", "--by", "lina")
     assert code == 2 and "不是绩效管理员" in err
     # 张伟's quit rate is waived (his groups were handed over): no deduction, and the result stays complete.
-    assert "已豁免" in ask(env, "lina", "/score 张伟 退群率 waive 社群本月移交，不适用")
+    assert "已豁免" in env.ask("lina", "/score 张伟 退群率 waive 社群本月移交，不适用")
     # 孙悦 has a gap in November: her result is provisional.
     with transaction(env.bot.sessions) as session:
         for month in ("2026-10", "2026-11"):
-            for key, value in GOOD.items():
+            for key, value in USUAL_VALUES.items():
                 if month == "2026-11" and key == "response_time":
                     continue
                 record(session, userid="sunyue", key=key, period=month, kind="value", value=Decimal(value),
                        reason="", source="import", actor="test", now=env.clock.now(), audit=False)
-    assert run_job(env, "month_close", period="2026-10").ran and run_job(env, "publish", period="2026-10").ran
-    assert run_job(env, "month_close", CLOSE_AT).ran
+    assert env.run_job("month_close", period="2026-10", mark_read=True).ran
+    assert env.run_job("publish", period="2026-10", mark_read=True).ran
+    assert env.run_job("month_close", CLOSE_AT, mark_read=True).ran
 
-    draft = next(text for text in contents(env, "lina") if text.startswith("2026年11月结果草稿"))
+    draft = next(text for text in env.chat.texts_to("lina") if text.startswith("2026年11月结果草稿"))
     assert "杨帆：本期不参与考核" in draft
-    assert "杨帆 2026-11 本期不参与考核（没有需要考核的指标），没有总分可以校准" in ask(env, "lina", "/calibrate 杨帆 90 请假")
-    code, out, err = cli(capsys, config, "results", "export", "--period", "2026-11")
+    assert "杨帆 2026-11 本期不参与考核（没有需要考核的指标），没有总分可以校准" in env.ask("lina", "/calibrate 杨帆 90 请假")
+    code, out, err = kpibot(capsys, config, "results", "export", "--period", "2026-11")
     assert code == 0, err
     rows = {row["userid"]: row for row in csv.DictReader(io.StringIO(out))}
     assert (rows["sunyue"]["provisional"], rows["sunyue"]["grade"], rows["sunyue"]["bonus"]) == ("yes", "", "")
     assert (rows["yangfan"]["total"], rows["yangfan"]["grade"], rows["yangfan"]["bonus"]) == ("", "", "")
     assert rows["zhangwei"]["provisional"] == "no" and rows["zhangwei"]["grade"]
 
-    assert run_job(env, "publish", PUBLISH_AT).ran
-    yangfan = next(text for text in contents(env, "yangfan") if text.startswith("2026年11月考核结果"))
+    assert env.run_job("publish", PUBLISH_AT, mark_read=True).ran
+    yangfan = next(text for text in env.chat.texts_to("yangfan") if text.startswith("2026年11月考核结果"))
     assert "本期不参与考核" in yangfan and "等级 " not in yangfan and "奖金：" not in yangfan
-    summary = next(text for text in contents(env, "lina") if text.startswith("2026年11月团队考核结果"))
+    summary = next(text for text in env.chat.texts_to("lina") if text.startswith("2026年11月团队考核结果"))
     assert "杨帆 本期不参与考核" in summary
     with transaction(env.bot.sessions) as session:
         stored = {r.userid: r for r in session.scalars(select(PeriodResult).where(PeriodResult.period == "2026-11"))}
@@ -153,15 +155,12 @@ def test_waivers_not_appraised_members_and_provisional_results(env: BotEnv, tmp_
 
 def test_score_preview_json_carries_provisional_and_no_grade_or_bonus_for_it(
         env: BotEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "config.toml", env)
-    rows = [["amy", "t", key, "2026-11", value, ""] for key, value in GOOD.items()]
-    rows += [["ben", "t", key, "2026-11", value, ""] for key, value in GOOD.items() if key != "content_output"]
+    config = env.write_config_file(tmp_path)
+    rows = [["amy", "t", key, "2026-11", value, ""] for key, value in USUAL_VALUES.items()]
+    rows += [["ben", "t", key, "2026-11", value, ""] for key, value in USUAL_VALUES.items() if key != "content_output"]
     rows += [["cat", "t", key, "2026-11", "waived", ""] for key in MONTHLY]
-    data = write_csv(tmp_path / "preview.csv", rows)
-    code, out, err = cli(capsys, config, "score", "preview", "--scheme", "seed-executor", "--data", str(data),
-                         "--period", "2026-11", "--format", "json")
-    assert code == 0, err
-    found = {item["member"]: item for item in json.loads(out)["results"]}
+    data = write_data_file(tmp_path / "preview.csv", rows)
+    found = score_preview(capsys, config, data, "2026-11")
     assert found["amy"]["provisional"] is False and found["amy"]["grade"] and found["amy"]["bonus"] is not None
     assert found["ben"]["provisional"] is True and found["ben"]["total"] is not None
     assert (found["ben"]["grade"], found["ben"]["bonus_class"], found["ben"]["bonus"]) == (None, None, None)
@@ -175,7 +174,7 @@ def test_a_team_that_starts_in_july_publishes_its_year_and_a_promotion_list(env:
         for index, userid in enumerate(EVERYONE):
             values: dict[tuple[str, str], Any] = {}
             for month in range(7, 13):
-                for key, value in GOOD.items():
+                for key, value in USUAL_VALUES.items():
                     values[(key, f"2026-{month:02d}")] = Decimal(value) + (index if key == "content_output" else 0)
             for quarter in ("2026-Q3", "2026-Q4"):
                 values[("prospect_retention", quarter)] = Decimal(40)
@@ -184,11 +183,11 @@ def test_a_team_that_starts_in_july_publishes_its_year_and_a_promotion_list(env:
             for (key, period), value in values.items():
                 record(session, userid=userid, key=key, period=period, kind="value", value=value, reason="",
                        source="import", actor="test", now=env.clock.now(), audit=False)
-    config = write_config(tmp_path / "config.toml", env)
-    code, out, err = cli(capsys, config, "jobs", "run", "month_close", "--period", "2026-12", "--at",
-                         "2027-01-08T10:05")
+    config = env.write_config_file(tmp_path)
+    code, out, err = kpibot(capsys, config, "jobs", "run", "month_close", "--period", "2026-12", "--at",
+                            "2027-01-08T10:05")
     assert code == 0, err
-    code, out, err = cli(capsys, config, "jobs", "run", "publish", "--at", "2027-01-11T10:05")
+    code, out, err = kpibot(capsys, config, "jobs", "run", "publish", "--at", "2027-01-11T10:05")
     assert code == 0 and "发布 2026-12、2026-Q4、2026" in out, err
     with transaction(env.bot.sessions) as session:
         year = {r.userid: r for r in session.scalars(select(PeriodResult).where(PeriodResult.period == "2026"))}
@@ -210,21 +209,21 @@ def test_managers_with_something_open_are_nudged_before_the_close_and_the_others
     assert nudge_day(env.config, november).isoformat() == "2026-12-03"  # two workdays before 12-07
     assert nudge_period_of(datetime(2026, 12, 3, 10, 35, tzinfo=SHANGHAI), env.config) == "2026-11"
     assert nudge_period_of(datetime(2026, 12, 4, 10, 35, tzinfo=SHANGHAI), env.config) is None
-    seed(env, "2026-11", tuple(u for u in EVERYONE if u != "zhangwei"))
+    seed_month(env, "2026-11", tuple(u for u in EVERYONE if u != "zhangwei"))
     with transaction(env.bot.sessions) as session:
         for key in ("content_output", "group_quit_rate"):
             record(session, userid="zhangwei", key=key, period="2026-11", kind="value", value=Decimal(20),
                    reason="", source="import", actor="test", now=env.clock.now(), audit=False)
         record(session, userid="liuyang", key="work_attitude", period="2026-11", kind="value", value=WAIVED,
                reason="x", source="score", actor="lina", now=env.clock.now(), audit=False)
-    result = run_job(env, "close_nudge", datetime(2026, 12, 3, 10, 35, tzinfo=SHANGHAI))
+    result = env.run_job("close_nudge", datetime(2026, 12, 3, 10, 35, tzinfo=SHANGHAI), mark_read=True)
     assert result.ran and "1 位主管，1 名成员" in result.detail
-    nudge = next(text for text in contents(env, "lina") if "将于 12-07 10:05 结账" in text)
+    nudge = next(text for text in env.chat.texts_to("lina") if "将于 12-07 10:05 结账" in text)
     assert "张伟：待评分「工作态度与执行力」；缺数据「粉丝净增长率（2026-11）" in nudge
     assert "评分：/score 张伟" in nudge and "录入：/data 张伟 粉丝净增长率 数值" in nudge
     assert "刘洋" not in nudge and "陈静" not in nudge
-    assert not any("结账" in text for text in contents(env, "wangqiang"))  # all done in 王强's team
-    assert not any("结账" in text for text in contents(env, "zhoumin"))
+    assert not any("结账" in text for text in env.chat.texts_to("wangqiang"))  # all done in 王强's team
+    assert not any("结账" in text for text in env.chat.texts_to("zhoumin"))
 
 
 # -- templates ------------------------------------------------------------------------------------------------------
@@ -248,10 +247,7 @@ TRUST_TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TRUST_TEMPLATES))
 def test_trust_templates_render(name: str) -> None:
-    variables, expected = TRUST_TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *TRUST_TEMPLATES[name])
 
 
 @pytest.mark.parametrize("code, text", [
@@ -287,13 +283,13 @@ def test_a_statistics_day_with_an_impossible_figure_is_not_stored(env: BotEnv) -
 
 
 def test_a_member_on_leave_for_the_whole_month_is_not_appraised_and_a_quarter_skips_that_month(env: BotEnv) -> None:
-    seed(env, "2026-11", tuple(u for u in EVERYONE if u != "zhaolei"))
-    assert "已登记请假" in say(env, "zhaolei", "/leave 11-27 11-30")
+    seed_month(env, "2026-11", tuple(u for u in EVERYONE if u != "zhaolei"))
+    assert "已登记请假" in env.chat.say("zhaolei", "/leave 11-27 11-30")
     with transaction(env.bot.sessions) as session:  # and the rest of November, registered earlier
         session.add(Leave(userid="zhaolei", start_date=datetime(2026, 11, 1).date(),
                           end_date=datetime(2026, 11, 26).date(), created_at=env.clock.now(), cancelled_at=None))
-    assert "赵磊：本期不参与考核（请假或指标均已豁免）" in ask(env, "wangqiang", "/score")
-    assert run_job(env, "month_close", CLOSE_AT).ran
-    draft = next(text for text in contents(env, "wangqiang") if text.startswith("2026年11月结果草稿"))
+    assert "赵磊：本期不参与考核（请假或指标均已豁免）" in env.ask("wangqiang", "/score")
+    assert env.run_job("month_close", CLOSE_AT, mark_read=True).ran
+    draft = next(text for text in env.chat.texts_to("wangqiang") if text.startswith("2026年11月结果草稿"))
     assert "赵磊：本期不参与考核" in draft and "数据不全" not in draft.split("赵磊")[1].split("\n")[0]
     assert months_label(["2026-10", "2026-12"]) == "10、12" and months_label(["2026-07", "2026-08"]) == "7-8"

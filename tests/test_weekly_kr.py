@@ -10,7 +10,7 @@ from bot.storage.models import OkrProgress
 from bot.appraisal.okr import KrView
 from bot.templates import render
 from tests.harness import BotEnv
-from tests.test_weekly_report import PROMPT_AT, report_of, run_job, say
+from tests.test_weekly_report import PROMPT_AT, report_of
 
 
 def _approved_kr(env: BotEnv, owner: str, text: str) -> int:
@@ -30,16 +30,16 @@ def test_the_kr_question_asks_each_open_kr_and_records_its_progress(bot_env: Bot
     chat = bot_env.chat
     first = _approved_kr(bot_env, "zhangwei", "策划会员专属活动 2场")
     second = _approved_kr(bot_env, "zhangwei", "会员复购率提升 15%")
-    assert run_job(bot_env, "weekly_prompt", PROMPT_AT).ran
+    assert bot_env.run_job("weekly_prompt", PROMPT_AT).ran
     chat.expect_text("zhangwei")
-    say(chat, "zhangwei", "策划并执行了会员日活动")
-    say(chat, "zhangwei", "好了")
-    say(chat, "zhangwei", "新增粉丝 320 人")
-    question = say(chat, "zhangwei", "好了")
+    chat.say("zhangwei", "策划并执行了会员日活动")
+    chat.say("zhangwei", "好了")
+    chat.say("zhangwei", "新增粉丝 320 人")
+    question = chat.say("zhangwei", "好了")
     assert f"KR 进展（1/2）：KR{first}「策划会员专属活动」" in question and "目标 2场" in question
-    question_two = say(chat, "zhangwei", "1场 首场会员日已办")
+    question_two = chat.say("zhangwei", "1场 首场会员日已办")
     assert f"KR 进展（2/2）：KR{second}「会员复购率提升」" in question_two
-    assert "第 4/5 题：问题与需要的支持" in say(chat, "zhangwei", "跳过")
+    assert "第 4/5 题：问题与需要的支持" in chat.say("zhangwei", "跳过")
     report = report_of(bot_env, "zhangwei")
     assert report is not None
     assert report.answers["kr_progress"] == (f"KR{first}「策划会员专属活动」：0 → 1场（50%），首场会员日已办\n"
@@ -54,13 +54,13 @@ def test_an_answer_without_a_number_gets_a_hint_and_the_same_kr_again(bot_env: B
     kr = _approved_kr(bot_env, "liuyang", "社群拉新 100人")
     chat.send("liuyang", "/report")
     chat.expect("liuyang")
-    say(chat, "liuyang", "做了拉新活动")
-    say(chat, "liuyang", "好了")
-    say(chat, "liuyang", "新增 40 人")
-    say(chat, "liuyang", "好了")
-    hint = say(chat, "liuyang", "还在推进")
+    chat.say("liuyang", "做了拉新活动")
+    chat.say("liuyang", "好了")
+    chat.say("liuyang", "新增 40 人")
+    chat.say("liuyang", "好了")
+    hint = chat.say("liuyang", "还在推进")
     assert "没看懂「还在推进」" in hint and f"KR{kr}「社群拉新」" in hint
-    assert "第 4/5 题" in say(chat, "liuyang", "40人")
+    assert "第 4/5 题" in chat.say("liuyang", "40人")
 
 
 def test_kr_templates_render() -> None:

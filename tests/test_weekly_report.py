@@ -18,7 +18,7 @@ from bot.appraisal.weekly_paste import parse_pasted_report
 from bot.appraisal.periods import parse_week
 from bot.appraisal.weekly_reports import DigestEntry, ReportEntry, WeekView
 from handlers.reports import team_of
-from tests.harness import BotEnv, Chat
+from tests.harness import BotEnv, assert_renders
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEEK = "2026-W48"  # Monday 23 to Sunday 29 November 2026; the prompt is on Friday the 27th
@@ -39,23 +39,6 @@ KR 进展：KR1 完成 60%
 准备年终答谢活动"""
 
 
-def settle(env: BotEnv) -> None:
-    """Wait until everything queued so far has been sent, so moving the clock cannot expire a send in flight."""
-    with transaction(env.bot.sessions) as session:
-        queued = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
-    env.bot.sender.wake()
-    env.bot.sender.wait_for_outcomes(queued)
-
-
-def run_job(env: BotEnv, job_id: str, at: datetime, **kwargs: Any) -> Any:
-    """Run a job as the scheduler would at `at`, with the clock there too; return once its messages are sent."""
-    settle(env)
-    env.clock.set(at)
-    result = env.bot.job_runner().run(job_id, at, **kwargs)
-    settle(env)
-    return result
-
-
 def report_of(env: BotEnv, userid: str, week: str = WEEK) -> WeeklyReport | None:
     with transaction(env.bot.sessions) as session:
         return session.scalar(select(WeeklyReport).where(WeeklyReport.userid == userid, WeeklyReport.week == week))
@@ -66,40 +49,34 @@ def conversation_of(env: BotEnv, userid: str) -> Conversation | None:
         return session.get(Conversation, userid)
 
 
-def say(chat: Chat, userid: str, text: str) -> str:
-    """Send one message and return the one reply."""
-    chat.send(userid, text)
-    return chat.expect_text(userid)
-
-
 def submit_by_paste(env: BotEnv, userid: str, text: str = PASTED) -> None:
     chat = env.chat
     chat.send(userid, "/report")
     chat.expect(userid)
     chat.send(userid, text)
     chat.expect(userid, 2)  # the summary and its card
-    assert "已提交" in say(chat, userid, "1")
+    assert "已提交" in chat.say(userid, "1")
 
 
 # -- the conversation ---------------------------------------------------------------------------------------
 def test_a_full_report_answered_question_by_question_and_submitted_with_the_card(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    assert run_job(bot_env, "weekly_prompt", PROMPT_AT).ran
+    assert bot_env.run_job("weekly_prompt", PROMPT_AT).ran
     prompt = chat.expect_text("zhangwei")
     assert "张伟" in prompt and "第48周（11月23日-11月29日）" in prompt and "11月30日（周一） 10:00" in prompt
     assert "第 1/5 题：本周关键动作" in prompt and "「好了」" in prompt
 
-    ack = say(chat, "zhangwei", "策划并执行了会员日活动，共 3 场")
+    ack = chat.say("zhangwei", "策划并执行了会员日活动，共 3 场")
     assert "已记下「本周关键动作」" in ack and "会员日" in ack
-    assert "第 2 段" in say(chat, "zhangwei", "访谈了 12 位新用户")
-    assert "第 2/5 题：结果与数据" in say(chat, "zhangwei", "好了")
-    say(chat, "zhangwei", "新增粉丝 320 人，活动参与率 35%")
-    question = say(chat, "zhangwei", "下一题")
+    assert "第 2 段" in chat.say("zhangwei", "访谈了 12 位新用户")
+    assert "第 2/5 题：结果与数据" in chat.say("zhangwei", "好了")
+    chat.say("zhangwei", "新增粉丝 320 人，活动参与率 35%")
+    question = chat.say("zhangwei", "下一题")
     assert "第 3/5 题：KR 进展（选填）" in question and "「跳过」" in question
-    assert "第 4/5 题：问题与需要的支持" in say(chat, "zhangwei", "跳过")  # an optional question skipped
-    say(chat, "zhangwei", "海报设计需要设计组支持")
-    assert "第 5/5 题：下周计划" in say(chat, "zhangwei", "n")
-    say(chat, "zhangwei", "筹备双十二活动")
+    assert "第 4/5 题：问题与需要的支持" in chat.say("zhangwei", "跳过")  # an optional question skipped
+    chat.say("zhangwei", "海报设计需要设计组支持")
+    assert "第 5/5 题：下周计划" in chat.say("zhangwei", "n")
+    chat.say("zhangwei", "筹备双十二活动")
     chat.send("zhangwei", "好了")
     summary, card = chat.expect("zhangwei", 2)
     text = summary.payload["content"]
@@ -130,16 +107,16 @@ def test_a_full_report_answered_question_by_question_and_submitted_with_the_card
 
 def test_a_required_question_cannot_be_skipped_or_left_empty(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    assert "第 1/5 题" in say(bot_env.chat, "liuyang", "/report")
-    assert "必答题，不能跳过" in say(chat, "liuyang", "跳过")
-    assert "必答题，还没有内容" in say(chat, "liuyang", "好了")
-    say(chat, "liuyang", "整理了社群 SOP")
-    assert "第 2/5 题" in say(chat, "liuyang", "好了")
+    assert "第 1/5 题" in bot_env.chat.say("liuyang", "/report")
+    assert "必答题，不能跳过" in chat.say("liuyang", "跳过")
+    assert "必答题，还没有内容" in chat.say("liuyang", "好了")
+    chat.say("liuyang", "整理了社群 SOP")
+    assert "第 2/5 题" in chat.say("liuyang", "好了")
 
 
 def test_a_report_pasted_in_one_message_is_parsed_into_the_sections(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    run_job(bot_env, "weekly_prompt", PROMPT_AT)
+    bot_env.run_job("weekly_prompt", PROMPT_AT)
     chat.expect("chenjing")
     chat.send("chenjing", PASTED)  # straight in reply to the prompt
     summary, card = chat.expect("chenjing", 2)
@@ -151,64 +128,64 @@ def test_a_report_pasted_in_one_message_is_parsed_into_the_sections(bot_env: Bot
         "key_actions": "1. 组织了线下读书会沙龙，到场 42 人\n2. 访谈 5 位核心用户（KOC）",
         "results": "新增社群成员 120 人，转化 8 单", "kr_progress": "KR1 完成 60%",
         "blockers": "场地预算不够，需要市场部支持", "next_week": "准备年终答谢活动"}
-    assert "已提交" in say(chat, "chenjing", "1")  # the text fallback of the card
+    assert "已提交" in chat.say("chenjing", "1")  # the text fallback of the card
     report = report_of(bot_env, "chenjing")
     assert report is not None and report.status == "submitted" and not report.late
 
 
 def test_a_partial_paste_after_the_command_asks_for_the_missing_required_sections(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    reply = say(chat, "yangfan", "/report 1. 本周关键动作\n拉新活动两场\n2. 结果与数据\n新增 80 人")
+    reply = chat.say("yangfan", "/report 1. 本周关键动作\n拉新活动两场\n2. 结果与数据\n新增 80 人")
     assert "已按标题识别出 2 个部分" in reply and "还缺必答题：下周计划" in reply and "第 5/5 题：下周计划" in reply
-    say(chat, "yangfan", "继续拉新")
+    chat.say("yangfan", "继续拉新")
     chat.send("yangfan", "好了")
     summary, _card = chat.expect("yangfan", 2)
     assert "【KR 进展】\n（未填写）" in summary.payload["content"]
-    assert "已提交" in say(chat, "yangfan", "提交")
+    assert "已提交" in chat.say("yangfan", "提交")
 
 
 def test_a_submitted_report_can_be_edited_until_the_deadline_and_not_after(bot_env: BotEnv) -> None:
     chat = bot_env.chat
     submit_by_paste(bot_env, "zhaolei")
-    choose = say(chat, "zhaolei", "/report edit")
+    choose = chat.say("zhaolei", "/report edit")
     assert "已提交" in choose and "要修改哪一题" in choose and "2. 结果与数据" in choose
-    question = say(chat, "zhaolei", "2")
+    question = chat.say("zhaolei", "2")
     assert "第 2/5 题：结果与数据" in question and "当前内容：新增社群成员 120 人" in question
-    assert "已记下「结果与数据」" in say(chat, "zhaolei", "新增社群成员 150 人，转化 9 单")
+    assert "已记下「结果与数据」" in chat.say("zhaolei", "新增社群成员 150 人，转化 9 单")
     chat.send("zhaolei", "好了")
     summary, _card = chat.expect("zhaolei", 2)
     assert "新增社群成员 150 人" in summary.payload["content"]
-    assert "已更新" in say(chat, "zhaolei", "1")
+    assert "已更新" in chat.say("zhaolei", "1")
     report = report_of(bot_env, "zhaolei")
     assert report is not None and report.answers["results"] == "新增社群成员 150 人，转化 9 单"
     assert report.status == "submitted" and report.edited_at is not None and not report.late
 
-    settle(bot_env)
+    bot_env.settle()
     bot_env.clock.set(datetime(2026, 11, 30, 10, 30, tzinfo=SHANGHAI))  # past Monday's 10:00 deadline
-    closed = say(chat, "zhaolei", "/report edit")
+    closed = chat.say("zhaolei", "/report edit")
     assert "已过修改截止时间" in closed and "11月30日（周一） 10:00" in closed
 
 
 def test_a_report_after_the_deadline_is_accepted_and_marked_late(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    run_job(bot_env, "weekly_prompt", PROMPT_AT)
+    bot_env.run_job("weekly_prompt", PROMPT_AT)
     chat.expect("huangli")
-    settle(bot_env)
+    bot_env.settle()
     bot_env.clock.set(datetime(2026, 11, 30, 11, 0, tzinfo=SHANGHAI))
-    start = say(chat, "huangli", "/report")  # the prompt's conversation is still open on the deadline day
+    start = chat.say("huangli", "/report")  # the prompt's conversation is still open on the deadline day
     assert "第 1/5 题" in start
     chat.send("huangli", PASTED)
     summary, _card = chat.expect("huangli", 2)
     assert "已过截止时间" in summary.payload["content"] and "迟交" in summary.payload["content"]
-    assert "迟交" in say(chat, "huangli", "1")
+    assert "迟交" in chat.say("huangli", "1")
     report = report_of(bot_env, "huangli")
     assert report is not None and report.status == "submitted" and report.late is True
 
 
 def test_cancel_leaves_the_conversation_and_keeps_the_draft(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    say(chat, "wuhao", "/report")
-    say(chat, "wuhao", "处理客诉 36 单")
+    chat.say("wuhao", "/report")
+    chat.say("wuhao", "处理客诉 36 单")
     chat.send("wuhao", "/cancel")
     saved, left = (m.payload["content"] for m in chat.expect("wuhao", 2))
     assert "草稿已保存（已填 1/5 题）" in saved and "/report" in saved
@@ -216,18 +193,18 @@ def test_cancel_leaves_the_conversation_and_keeps_the_draft(bot_env: BotEnv) -> 
     assert conversation_of(bot_env, "wuhao") is None
     report = report_of(bot_env, "wuhao")
     assert report is not None and report.status == "draft" and report.answers == {"key_actions": "处理客诉 36 单"}
-    assert "我没有理解" in say(chat, "wuhao", "随便说一句")  # no conversation any more: the general hint
-    resumed = say(chat, "wuhao", "/report")
+    assert "我没有理解" in chat.say("wuhao", "随便说一句")  # no conversation any more: the general hint
+    resumed = chat.say("wuhao", "/report")
     assert "已填写 1 题" in resumed and "第 2/5 题：结果与数据" in resumed
 
 
 def test_an_idle_conversation_is_closed_by_the_sweep_with_the_draft_kept(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    say(chat, "sunyue", "/report")
-    say(chat, "sunyue", "整理社群公告模板")
-    settle(bot_env)
+    chat.say("sunyue", "/report")
+    chat.say("sunyue", "整理社群公告模板")
+    bot_env.settle()
     later = bot_env.clock.now() + timedelta(minutes=31)
-    result = run_job(bot_env, "conversation_sweep", later.astimezone(SHANGHAI))
+    result = bot_env.run_job("conversation_sweep", later.astimezone(SHANGHAI))
     assert result.ran and "1 个" in result.detail
     notice = chat.expect_text("sunyue")
     assert "30 分钟没有回复" in notice and "草稿" in notice and "/report" in notice
@@ -238,28 +215,28 @@ def test_an_idle_conversation_is_closed_by_the_sweep_with_the_draft_kept(bot_env
 
 def test_the_cards_edit_button_reopens_a_question_and_an_unknown_key_is_expired(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    say(chat, "chenjing", "/report")
+    chat.say("chenjing", "/report")
     chat.send("chenjing", PASTED)
     _summary, card = chat.expect("chenjing", 2)
     chat.click("chenjing", "report:edit:2026-W48", task_id=card.task_id or "")
     assert "要修改哪一题" in chat.expect_text("chenjing")
-    assert "当前内容：1. 组织了线下读书会沙龙" in say(chat, "chenjing", "本周关键动作")
-    assert "不是有效的选项" not in say(chat, "chenjing", "好了")  # kept as it was: back to the summary
+    assert "当前内容：1. 组织了线下读书会沙龙" in chat.say("chenjing", "本周关键动作")
+    assert "不是有效的选项" not in chat.say("chenjing", "好了")  # kept as it was: back to the summary
     [new_card] = chat.expect("chenjing")  # the summary's new card; the first one now shows 「修改中」
     assert [u.button_replace_name for u in bot_env.fake.card_updates() if u.task_id == card.task_id] == ["修改中"]
     bot_env.advance(seconds=3)
     chat.click("chenjing", "report:submit:2026-W99", task_id=new_card.task_id or "")
     assert "按钮已失效" in chat.expect_text("chenjing")
-    assert "没看懂「下下下周」" in say(chat, "chenjing", "/report 下下下周")
+    assert "没看懂「下下下周」" in chat.say("chenjing", "/report 下下下周")
 
 
 def test_a_prompt_never_interrupts_a_conversation_in_progress_and_unanswered_prompts_close_quietly(
         bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    settle(bot_env)
+    bot_env.settle()
     bot_env.clock.set(PROMPT_AT - timedelta(minutes=5))
-    say(chat, "zhangwei", "/review")  # rating the first behaviour indicator when the prompt comes
-    run_job(bot_env, "weekly_prompt", PROMPT_AT)
+    chat.say("zhangwei", "/review")  # rating the first behaviour indicator when the prompt comes
+    bot_env.run_job("weekly_prompt", PROMPT_AT)
     prompt = chat.expect_text("zhangwei")
     assert "发送 /report 开始填写" in prompt and "第 1/5 题" not in prompt
     conversation = conversation_of(bot_env, "zhangwei")
@@ -267,7 +244,7 @@ def test_a_prompt_never_interrupts_a_conversation_in_progress_and_unanswered_pro
     waiting = conversation_of(bot_env, "liuyang")
     assert waiting is not None and waiting.flow == "weekly_report" and waiting.data["untouched"] is True
     after_monday = datetime(2026, 12, 1, 0, 13, tzinfo=SHANGHAI)
-    assert run_job(bot_env, "conversation_sweep", after_monday).ran
+    assert bot_env.run_job("conversation_sweep", after_monday).ran
     assert conversation_of(bot_env, "liuyang") is None
     bot_env.bot.sender.send_due()
     # just the prompt: an unanswered prompt closes without a word
@@ -276,7 +253,7 @@ def test_a_prompt_never_interrupts_a_conversation_in_progress_and_unanswered_pro
 
 def test_history_shows_the_members_own_recent_reports(bot_env: BotEnv) -> None:
     submit_by_paste(bot_env, "liuyang")
-    history = say(bot_env.chat, "liuyang", "/report history")
+    history = bot_env.chat.say("liuyang", "/report history")
     assert "刘洋的最近周报" in history and "第48周" in history and "组织了线下读书会沙龙" in history
 
 
@@ -284,13 +261,13 @@ def test_history_shows_the_members_own_recent_reports(bot_env: BotEnv) -> None:
 def test_the_prompt_goes_to_every_member_except_those_on_leave_and_a_second_run_does_nothing(
         bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    assert "已登记请假" in say(chat, "yangfan", "/leave 11-27 11-30")
-    first = run_job(bot_env, "weekly_prompt", PROMPT_AT)
+    assert "已登记请假" in chat.say("yangfan", "/leave 11-27 11-30")
+    first = bot_env.run_job("weekly_prompt", PROMPT_AT)
     assert first.ran and first.period == WEEK
     for userid in EVERYONE:
         if userid != "yangfan":
             assert "的周报时间到了" in chat.expect_text(userid)
-    second = run_job(bot_env, "weekly_prompt", PROMPT_AT + timedelta(minutes=3))
+    second = bot_env.run_job("weekly_prompt", PROMPT_AT + timedelta(minutes=3))
     assert not second.ran and second.detail == "already_ran"
     bot_env.bot.sender.send_due()
     assert all(len(bot_env.fake.delivered(u)) == 1 for u in EVERYONE if u != "yangfan")
@@ -300,14 +277,14 @@ def test_the_prompt_goes_to_every_member_except_those_on_leave_and_a_second_run_
 
 def test_the_reminder_reaches_only_members_still_missing_and_not_on_leave(bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    run_job(bot_env, "weekly_prompt", PROMPT_AT)
+    bot_env.run_job("weekly_prompt", PROMPT_AT)
     for userid in EVERYONE:
         chat.expect(userid)
     chat.send("zhangwei", PASTED)
     chat.expect("zhangwei", 2)
-    say(chat, "zhangwei", "1")
-    say(chat, "liuyang", "/leave 11-30")  # on leave on the deadline day
-    assert run_job(bot_env, "weekly_reminder", REMINDER_AT).ran
+    chat.say("zhangwei", "1")
+    chat.say("liuyang", "/leave 11-30")  # on leave on the deadline day
+    assert bot_env.run_job("weekly_reminder", REMINDER_AT).ran
     reminded = {u for u in EVERYONE if u not in ("zhangwei", "liuyang")}
     for userid in sorted(reminded):
         text = chat.expect_text(userid)
@@ -315,29 +292,29 @@ def test_the_reminder_reaches_only_members_still_missing_and_not_on_leave(bot_en
     bot_env.bot.sender.send_due()
     assert len(bot_env.fake.delivered("zhangwei")) == 4  # prompt, summary, card, confirmation: no reminder
     assert len(bot_env.fake.delivered("liuyang")) == 2  # prompt and the leave confirmation
-    late = run_job(bot_env, "weekly_reminder", datetime(2026, 11, 27, 9, 5, tzinfo=SHANGHAI))
+    late = bot_env.run_job("weekly_reminder", datetime(2026, 11, 27, 9, 5, tzinfo=SHANGHAI))
     assert not late.ran and late.detail == "not_due"  # Friday is the prompt day, not a deadline day
 
 
 def test_the_escalation_lists_exactly_the_missing_members_and_digests_the_submitted_reports(
         bot_env: BotEnv) -> None:
     chat = bot_env.chat
-    say(chat, "yangfan", "/leave 11-27 11-30")  # excused for this week
-    run_job(bot_env, "weekly_prompt", PROMPT_AT)
+    chat.say("yangfan", "/leave 11-27 11-30")  # excused for this week
+    bot_env.run_job("weekly_prompt", PROMPT_AT)
     for userid in ("zhangwei", "liuyang"):
         chat.expect(userid)
     chat.send("zhangwei", PASTED)
     chat.expect("zhangwei", 2)
-    say(chat, "zhangwei", "1")
-    settle(bot_env)
+    chat.say("zhangwei", "1")
+    bot_env.settle()
     bot_env.clock.set(datetime(2026, 11, 30, 10, 2, tzinfo=SHANGHAI))  # two minutes late
     chat.send("liuyang", "本周关键动作：社群早报 5 期\n结果与数据：阅读 2300\n下周计划：改版早报")
     chat.expect("liuyang", 2)
-    say(chat, "liuyang", "1")
+    chat.say("liuyang", "1")
     for userid in ("lina", "wangqiang", "zhoumin"):
         chat.expect(userid)  # their own prompts
 
-    assert run_job(bot_env, "weekly_escalation", ESCALATION_AT).ran
+    assert bot_env.run_job("weekly_escalation", ESCALATION_AT).ran
     lina = chat.expect("lina")[0]
     assert lina.msgtype == "text"  # [bot] text_fallback (the default): the markdown digest goes out as text
     text = lina.payload["content"]
@@ -350,7 +327,7 @@ def test_the_escalation_lists_exactly_the_missing_members_and_digests_the_submit
     assert "未交：黄丽、孙悦、吴昊、赵磊\n" in wangqiang and "全员已交" not in wangqiang
     zhoumin = chat.expect_text("zhoumin")
     assert "李娜" in zhoumin and "王强" in zhoumin and "张伟" not in zhoumin  # direct reports only
-    assert not run_job(bot_env, "weekly_escalation", ESCALATION_AT + timedelta(minutes=2)).ran
+    assert not bot_env.run_job("weekly_escalation", ESCALATION_AT + timedelta(minutes=2)).ran
     bot_env.bot.sender.send_due()
     assert sorted(m.touser for m in bot_env.fake.delivered() if "周报汇总" in (m.content or "")) == [
         "lina", "wangqiang", "zhoumin"]
@@ -359,15 +336,15 @@ def test_the_escalation_lists_exactly_the_missing_members_and_digests_the_submit
 def test_managers_see_their_team_and_only_their_team(bot_env: BotEnv) -> None:
     chat = bot_env.chat
     submit_by_paste(bot_env, "zhangwei")
-    team = say(chat, "lina", "/reports")
+    team = chat.say("lina", "/reports")
     assert "团队周报 · 第48周" in team and "张伟：已提交" in team and "陈静：未交" in team and "<font" not in team
     assert "赵磊" not in team
-    member = say(chat, "lina", "/reports 张伟")
+    member = chat.say("lina", "/reports 张伟")
     assert "张伟的周报" in member and "场地预算不够" in member
-    assert "不在你的团队中" in say(chat, "lina", "/reports 赵磊")
-    assert "没有找到成员" in say(chat, "lina", "/reports 不存在的人")
-    assert "张伟：已提交" in say(chat, "zhoumin", "/reports 本周")  # the admin sees everyone
-    assert "仅限主管" in say(chat, "zhangwei", "/reports")
+    assert "不在你的团队中" in chat.say("lina", "/reports 赵磊")
+    assert "没有找到成员" in chat.say("lina", "/reports 不存在的人")
+    assert "张伟：已提交" in chat.say("zhoumin", "/reports 本周")  # the admin sees everyone
+    assert "仅限主管" in chat.say("zhangwei", "/reports")
     with transaction(bot_env.bot.sessions) as session:
         # a manager of managers sees their managers' teams too
         assert {m.userid for m in team_of(session, "zhoumin", Role.MANAGER)} == set(EVERYONE) - {"zhoumin"}
@@ -378,7 +355,7 @@ def test_managers_see_their_team_and_only_their_team(bot_env: BotEnv) -> None:
 def test_a_run_missed_while_the_bot_was_down_is_caught_up_once_at_start_up(bot_env: BotEnv) -> None:
     from bot.jobs.runner import BotScheduler
     # The bot was down over Friday 20 November's 16:05 prompt (week 47) and comes back at 18:00.
-    settle(bot_env)
+    bot_env.settle()
     bot_env.clock.set(datetime(2026, 11, 20, 18, 0, tzinfo=SHANGHAI))
     scheduler = BotScheduler(bot_env.bot.job_runner())
     try:
@@ -511,10 +488,7 @@ TEMPLATES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_weekly_templates_render_with_realistic_variables(name: str) -> None:
-    variables, expected = TEMPLATES[name]
-    text = render(name, **variables)
-    for fragment in expected:
-        assert fragment in text, f"{name}: {fragment!r} not in {text!r}"
+    assert_renders(name, *TEMPLATES[name])
 
 
 def test_the_summary_card_text_has_every_part() -> None:
