@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 class UserFacingError(Exception):
     """A problem the person should read about: rendered from its template, nothing else happens.
 
-    Raised anywhere below the handlers (domain services, parsers); the dispatcher renders it as the reply
-    and rolls the message's transaction back, so nothing is half-written."""
+    Raised anywhere below the handlers (domain services, parsers), before anything is written; the dispatcher
+    renders it as the reply in one place. What the handler wrote before raising (ending a conversation) stays."""
 
     def __init__(self, template: str, **variables: Any) -> None:
         super().__init__(template)

@@ -37,7 +37,8 @@ from bot.appraisal.feedback360 import (
 from bot.appraisal.people import Org, Role, active_members, manager_or_admins, names_of
 from bot.config.schemes import load_scheme
 from bot.appraisal.workcalendar import local
-from bot.chat.routing import Context, ConversationHandle, ConversationSpec, Router
+from bot.chat.conversation import ConversationHandle, ConversationSpec
+from bot.chat.routing import Context, Router
 from bot.clock import Clock
 from bot.storage.models import Conversation, Feedback360Ask, Feedback360Nomination, Member
 from bot.templates import words
@@ -105,14 +106,8 @@ def feedback(ctx: Context) -> None:
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
 
 
-def _require(ctx: Context, role: Role, action: str) -> None:
-    """`action` names what was refused in feedback360/error.txt.j2 ("admins_only")."""
-    if ctx.person.role < role:
-        raise Feedback360Error("admins_only", action=action)
-
-
 def _start(ctx: Context, given: list[str]) -> None:
-    _require(ctx, Role.ADMIN, "start")
+    ctx.require(Role.ADMIN, Feedback360Error.TEMPLATE, code="admins_only", p={"action": "start"})
     if not given:
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
         return
@@ -130,7 +125,7 @@ def _start(ctx: Context, given: list[str]) -> None:
 
 
 def _close(ctx: Context) -> None:
-    _require(ctx, Role.ADMIN, "close")
+    ctx.require(Role.ADMIN, Feedback360Error.TEMPLATE, code="admins_only", p={"action": "close"})
     round_ = require_open_round(ctx.session)
     announce_close(ctx.session, round_, ctx.now, ctx.config.org.admins, ctx.send_to)
 
@@ -176,7 +171,7 @@ def nomination_subject(nomination: Feedback360Nomination) -> str:
 
 
 def _set_for_member(ctx: Context, given: list[str]) -> None:
-    _require(ctx, Role.MANAGER, "set_raters")
+    ctx.require(Role.MANAGER, Feedback360Error.TEMPLATE, code="admins_only", p={"action": "set_raters"})
     round_ = require_open_round(ctx.session)
     if len(given) < 2:
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
@@ -190,7 +185,7 @@ def _set_for_member(ctx: Context, given: list[str]) -> None:
 
 
 def _confirm_by_command(ctx: Context, given: list[str]) -> None:
-    _require(ctx, Role.MANAGER, "confirm_raters")
+    ctx.require(Role.MANAGER, Feedback360Error.TEMPLATE, code="admins_only", p={"action": "confirm_raters"})
     round_ = require_open_round(ctx.session)
     if not given:
         ctx.reply("feedback360/usage.txt.j2", person=ctx.person, min_shown=MIN_SHOWN)
@@ -237,8 +232,7 @@ def _results(ctx: Context, given: list[str]) -> None:
     if not given:
         people = [ctx.person.userid]
     elif given[0].lower() in words("feedback360.team"):
-        if ctx.person.role < Role.MANAGER:
-            raise Feedback360Error("not_allowed_result", manager=False)
+        ctx.require(Role.MANAGER, Feedback360Error.TEMPLATE, code="not_allowed_result", p={"manager": False})
         people = [m.userid for m in active_members(ctx.session)] if ctx.person.role >= Role.ADMIN \
             else list(Org.load(ctx.session).team(ctx.person.userid))
         scope = "team"
@@ -254,7 +248,7 @@ def _results(ctx: Context, given: list[str]) -> None:
 
 
 def _status(ctx: Context) -> None:
-    _require(ctx, Role.MANAGER, "status")
+    ctx.require(Role.MANAGER, Feedback360Error.TEMPLATE, code="admins_only", p={"action": "status"})
     round_ = require_open_round(ctx.session)
     if ctx.person.role >= Role.ADMIN:
         counts, scope = progress(ctx.session, round_), "all"

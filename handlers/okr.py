@@ -54,8 +54,7 @@ def show_or_add_objective(ctx: Context) -> None:
     quarter, given = _take_quarter(ctx, given)
     asked = given[0].lower() if given else ""
     if asked in words("okr.team"):
-        if ctx.person.role < Role.MANAGER:
-            raise OkrError("managers_only", action="team_okr")
+        ctx.require(Role.MANAGER, OkrError.TEMPLATE, code="managers_only", p={"action": "team_okr"})
         scope, objectives = "team", team_tree(ctx.session, ctx.person.userid, quarter)
     elif asked in words("okr.department"):
         scope, objectives = "department", department_tree(ctx.session, ctx.person.userid, quarter)
@@ -65,13 +64,11 @@ def show_or_add_objective(ctx: Context) -> None:
 
 
 def _add_objective(ctx: Context, text: str) -> None:
-    if ctx.person.role < Role.MANAGER:
-        raise OkrError("managers_only", action="add_objective")
+    ctx.require(Role.MANAGER, OkrError.TEMPLATE, code="managers_only", p={"action": "add_objective"})
     quarter, given = _take_quarter(ctx, text.split())
     department_id: int | None = None
     if given and given[0].startswith(("@", "＠")):
-        if ctx.person.role < Role.ADMIN:
-            raise OkrError("managers_only", action="other_department")
+        ctx.require(Role.ADMIN, OkrError.TEMPLATE, code="managers_only", p={"action": "other_department"})
         department_id = find_department(ctx.session, given[0][1:]).id
         given = given[1:]
     if department_id is None:
@@ -149,8 +146,7 @@ def _progress(ctx: Context, given: list[str]) -> None:
 
 
 def _review(ctx: Context, given: list[str], *, approve: bool) -> None:
-    if ctx.person.role < Role.MANAGER:
-        raise OkrError("managers_only", action="review_kr")
+    ctx.require(Role.MANAGER, OkrError.TEMPLATE, code="managers_only", p={"action": "review_kr"})
     kr_id = parse_id(given[0]) if given else None
     if kr_id is None:
         raise OkrError("unknown_kr", id=given[0] if given else "")

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.appraisal.assignment import cached_scheme
-from bot.appraisal.entries import appraisal_month, parse_period
+from bot.appraisal.entries import appraisal_month
+from bot.appraisal.periods import parse_period
 from bot.appraisal.people import Org, Role
 from bot.appraisal.results.calibrate import calibration_period
 from bot.appraisal.results.gate import ALL, AcceptError, accept, covered, period_quality, require_known_kind

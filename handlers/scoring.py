@@ -2,7 +2,6 @@
 /data and /target (actuals and targets) and /calibrate; each limited to the manager's own team and audited."""
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,17 +11,19 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.appraisal.entries import (EntryError, KeyRef, appraisal_month, check_value, decimal_text, due_ratings, ensure_open,
-                            find_key, find_member, is_waive_word, latest_entry, parse_amount, parse_period,
+                            find_key, find_member, is_waive_word, latest_entry, parse_amount,
                             parse_periods, parse_rating, period_for, period_of_cycle, record,
                             unusual_against_history, waive_in_bulk)
 from bot.appraisal.people import Role
+from bot.appraisal.periods import looks_like_period, parse_period
 from bot.appraisal.results.calibrate import calibrate, default_calibration_month
 from bot.appraisal.results.compute import compute, latest_entries
 from bot.appraisal.results.roster import Roster
 from bot.appraisal.results.schedule import publish_moment
 from bot.appraisal.results.views import ROWS_SHOWN, member_view, missing_labels, number_text, period_label
 from bot.appraisal.workcalendar import local, month_days, week_of
-from bot.chat.routing import Context, ConversationSpec, Router
+from bot.chat.conversation import ConversationSpec
+from bot.chat.routing import Context, Router
 from bot.storage.models import DataEntry, SelfReview, WeeklyReport
 from bot.templates import trim, words
 from scoring import WAIVED, Indicator, Period
@@ -33,14 +34,6 @@ FLOW = "score_walk"
 HIGHLIGHT_CHARS = 60
 
 
-def _any_of(family_key: str) -> str:
-    return "|".join(re.escape(word) for word in words(family_key))
-
-
-# A leading word that looks like a period even when it is not a valid one (13月, 2027年度): /data and /calibrate
-# report it as a period they cannot read instead of taking it for the note.
-_PERIOD_LIKE = re.compile(rf"^(\d{{4}}|[Qq][1-4]$|\d{{1,2}}(?:{_any_of('scoring.period_month_ends')}))"
-                          rf"|(?:{_any_of('scoring.period_quarter_words')})|(?:{_any_of('scoring.period_year_ends')})$")
 _HEAD_AND_REST = re.compile(r"^\s*(\S+?)(?:[\s,，、:：]+(.*))?$", re.S)
 
 
@@ -51,18 +44,6 @@ class WalkState(StrEnum):
 Handler = Callable[[Context], None]
 
 
-def entry_errors(handler: Handler) -> Handler:
-    """Input problems become one polite reply; nothing is stored (the handler raises before writing). A ResultsError
-    (a calibration refused) is a UserFacingError, which the dispatcher answers with its own template."""
-    @functools.wraps(handler)
-    def run(ctx: Context) -> None:
-        try:
-            handler(ctx)
-        except EntryError as error:
-            ctx.reply("scoring/error.txt.j2", code=error.code, p=error.params)
-    return run
-
-
 def _usage(ctx: Context, command: str) -> None:
     ctx.reply("scoring/usage.txt.j2", command=command)
 
@@ -70,14 +51,13 @@ def _usage(ctx: Context, command: str) -> None:
 def _split_period(text: str, month: Period) -> tuple[str | None, str]:
     """An optional leading period (2026-11, 11月, 2026-Q4...) and the rest (a note)."""
     head, _, rest = text.strip().partition(" ")
-    if head and (parse_period(head, month) is not None or _PERIOD_LIKE.search(head)):
+    if head and looks_like_period(head):  # a wrong period (13月) is reported as one, not taken for the note
         return head, rest.strip()
     return None, text.strip()
 
 
 # -- /score -------------------------------------------------------------------------------------------------------
 @router.command("/score", *words("scoring.score"), role=Role.MANAGER)
-@entry_errors
 def score_command(ctx: Context) -> None:
     month = appraisal_month(ctx.config, ctx.now)
     roster = Roster.load(ctx.session, ctx.config)
@@ -311,7 +291,6 @@ def _save_entry(ctx: Context, userid: str, name: str, ref: KeyRef, period: str, 
               value=number_text(value), unit=ref.unit, anchor="", reason=note, note=note, **_previous(previous))
 
 
-@entry_errors
 def on_confirm_answer(ctx: Context) -> None:
     """确认 saves the unusual value asked about (checked again: the period may have closed meanwhile)."""
     data = dict(ctx.conversation.data)
@@ -335,20 +314,17 @@ router.conversation(ConversationSpec(name=CONFIRM_FLOW, states={ConfirmState.ASK
 
 
 @router.command("/data", *words("scoring.data"), role=Role.MANAGER)
-@entry_errors
 def data_command(ctx: Context) -> None:
     _enter(ctx, "/data", "value")
 
 
 @router.command("/target", *words("scoring.target"), role=Role.MANAGER)
-@entry_errors
 def target_command(ctx: Context) -> None:
     _enter(ctx, "/target", "target")
 
 
 # -- /waive (admins): one indicator for several members and periods -------------------------------------------------
 @router.command("/waive", *words("scoring.waive"), role=Role.ADMIN)
-@entry_errors
 def waive_command(ctx: Context) -> None:
     parts = ctx.args.split(None, 3)
     if len(parts) < 4:
@@ -377,7 +353,6 @@ def waive_command(ctx: Context) -> None:
 
 # -- /calibrate ---------------------------------------------------------------------------------------------------
 @router.command("/calibrate", *words("scoring.calibrate"), role=Role.MANAGER)
-@entry_errors
 def calibrate_command(ctx: Context) -> None:
     month = appraisal_month(ctx.config, ctx.now)
     period_text, rest = _split_period(ctx.args, month)

@@ -12,7 +12,8 @@ from bot.appraisal.periods import parse_period
 from scoring import PeriodKind
 from bot.appraisal.ratings import RatingProblem, parse_rating
 from bot.appraisal.workcalendar import local
-from bot.chat.routing import Context, ConversationSpec, Router
+from bot.chat.conversation import ConversationSpec
+from bot.chat.routing import Context, Router
 from bot.storage.models import SelfReview
 from bot.templates import words
 

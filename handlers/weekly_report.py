@@ -13,7 +13,8 @@ from bot.appraisal.weekly_reports import (FLOW, KR_QUESTION_KEY, Mode, ReportSta
                                           report_entry, save_answers, save_pasted, submit_report)
 from bot.appraisal.periods import Week, parse_week
 from bot.appraisal.workcalendar import local
-from bot.chat.routing import Context, ConversationSpec, Router
+from bot.chat.conversation import ConversationSpec
+from bot.chat.routing import Context, Router
 from bot.storage.models import WeeklyReport
 from bot.templates import trim, words
 from bot.wecom import cards, plain_text

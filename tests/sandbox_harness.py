@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from bot.jobs import runner as schedule
+from bot.jobs import table as schedule
 from bot.sandbox.running import Sandbox
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -26,63 +26,10 @@ LONG_BY_NATURE_FOLDERS = ("bot/fakes/",)
 CONTRACT_TYPES: dict[str, type[Contract]] = {
     "forbidden": ForbiddenContract, "layers": LayersContract, "acyclic_siblings": AcyclicSiblingsContract}
 
-# Known offenders while issue #13 is under way: each list only shrinks, and is empty once the branches are merged.
-# An entry is removed as soon as it is fixed (a test below fails while a fixed one is still listed).
-#
-# Direct imports ("importer -> imported") that point up a layer or close a cycle.
-KNOWN_UPWARD_IMPORTS: set[str] = {
-    "bot.appraisal.feedback360 -> bot.chat.routing",  # core: Role, Person, UserFacingError from their new homes
-    "bot.appraisal.okr -> bot.chat.routing",  # core
-    "bot.appraisal.permissions -> bot.chat.routing",  # core
-    "bot.appraisal.results -> bot.jobs.runner",  # results: the jobs move to bot/jobs/results.py
-    "bot.jobs.runner -> bot.app",  # jobs: a JobContext without the app
-    "bot.jobs.calendar_watch -> bot.jobs.runner",  # jobs: the job table and the runner split
-    "bot.jobs.nudges -> bot.jobs.runner",  # jobs
-    "bot.jobs.runner -> handlers.self_review",  # weekly: the jobs move to bot/jobs/self_review.py
-    "bot.jobs.runner -> handlers.weekly_report",  # weekly: the jobs move to bot/jobs/weekly.py
-    "handlers.self_review -> bot.jobs.runner",  # weekly
-    "handlers.weekly_report -> bot.jobs.runner",  # weekly
-    "bot.wecom.inbox -> bot.chat.dispatcher",  # jobs: the inbox is handed a handle() callable
-}
-# Modules over MAX_LINES lines.
-KNOWN_LONG_MODULES: set[str] = {
-    "bot/appraisal/feedback360.py",  # core
-    "bot/appraisal/results.py",  # results: the package bot/appraisal/results/
-    "bot/appraisal/wecom_stats.py",  # wecom
-    "bot/jobs/runner.py",  # jobs
-    "bot/wecom/sender.py",  # wecom
-    "handlers/weekly_report.py",  # weekly
-    "scoring/scheme.py",  # wecom
-}
-# Modules with a function-level import that no comment explains.
-KNOWN_UNEXPLAINED_LATE_IMPORTS: set[str] = {
-    "bot/app.py",  # jobs
-    "bot/appraisal/data_quality.py",  # results
-    "bot/appraisal/results.py",  # results
-    "bot/cli/results.py",  # results
-    "bot/jobs/runner.py",  # jobs
-    "bot/wecom/sender.py",  # wecom
-}
-
-
 @lru_cache(maxsize=1)
 def import_graph() -> grimp.ImportGraph:
-    """Every import of the app, function-level and type-only ones included, less the known offenders."""
-    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
-    for entry in KNOWN_UPWARD_IMPORTS:
-        if still_imports(graph, entry):
-            graph.remove_import(**edge(entry))
-    return graph
-
-
-def edge(entry: str) -> dict[str, str]:
-    importer, imported = (name.strip() for name in entry.split("->"))
-    return {"importer": importer, "imported": imported}
-
-
-def still_imports(graph: grimp.ImportGraph, entry: str) -> bool:
-    found = edge(entry)
-    return set(found.values()) <= graph.modules and graph.direct_import_exists(**found)
+    """Every import of the app, function-level and type-only ones included."""
+    return grimp.build_graph(*PACKAGES, cache_dir=None)
 
 
 def contracts() -> list[Contract]:
@@ -96,12 +43,6 @@ def contracts() -> list[Contract]:
 def test_the_import_contract_holds(contract: Contract) -> None:
     check = contract.check(deepcopy(import_graph()), verbose=False)  # a contract may edit the graph it is given
     assert check.kept, f"`lint-imports` shows what breaks {contract.name!r}: {check.metadata}"
-
-
-def test_every_known_upward_import_still_exists() -> None:
-    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
-    fixed = sorted(entry for entry in KNOWN_UPWARD_IMPORTS if not still_imports(graph, entry))
-    assert fixed == [], "fixed: take them off KNOWN_UPWARD_IMPORTS"
 
 
 def cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -175,8 +116,7 @@ def too_long(path: Path) -> bool:
 
 def test_no_module_is_over_500_lines() -> None:
     found = {name_of(path) for path in application_modules() if too_long(path)}
-    assert sorted(found - KNOWN_LONG_MODULES) == []
-    assert sorted(KNOWN_LONG_MODULES - found) == [], "short enough now: take them off KNOWN_LONG_MODULES"
+    assert sorted(found) == []
 
 
 def unexplained_late_imports(source: str) -> list[int]:
@@ -202,9 +142,7 @@ def unexplained_late_imports(source: str) -> list[int]:
 def test_every_function_level_import_says_why() -> None:
     found = {name_of(path) for path in application_modules()
              if unexplained_late_imports(path.read_text(encoding="utf-8"))}
-    assert sorted(found - KNOWN_UNEXPLAINED_LATE_IMPORTS) == []
-    assert sorted(KNOWN_UNEXPLAINED_LATE_IMPORTS - found) == [], \
-        "explained now: take them off KNOWN_UNEXPLAINED_LATE_IMPORTS"
+    assert sorted(found) == []
 
 
 def test_the_late_import_check_wants_a_comment_on_the_line_or_above_the_run() -> None:

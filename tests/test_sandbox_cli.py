@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from bot.jobs import runner as schedule
+from bot.jobs import table as schedule
 from bot.sandbox.scheduler import SandboxClock
 from bot.sandbox.server import SandboxStartError, start_sandbox
 from bot.templates import environment, render, template_names

@@ -19,10 +19,6 @@ from bot.wecom import card_state, outbox
 from bot.wecom.outbox import Outgoing
 from bot.wecom.updates import Update
 
-__all__ = ["CommandSpec", "Context", "ConversationHandle", "ConversationSpec", "Handler", "Router",
-           # moved to bot.appraisal.people and bot.errors; still importable here until their importers follow
-           "Person", "Role", "UserFacingError"]
-
 Handler = Callable[["Context"], None]
 
 

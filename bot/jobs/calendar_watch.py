@@ -9,7 +9,6 @@ from bot.config import Config
 from bot.jobs.context import JobContext
 from bot.templates import render
 from bot.wecom import outbox
-from bot.wecom.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,7 @@ def run_warning(ctx: JobContext) -> str:
     log.warning("no holiday data for %s (chinese-calendar %s knows up to %s; no %s in the calendar file): "
                 "weekly and monthly dates fall back to Monday-Friday", year, variables["library_version"],
                 variables["library_last"], year)
-    for admin in config.org.admins:
-        text = render("calendar/missing_year.txt.j2", config.bot.locale, **variables)
-        # The key makes the warning once per year and admin, even when the job is forced to run again.
-        outbox.enqueue(ctx.session, f"calendar_warning:{year}:{admin}", Outgoing.text(admin, text), now)
+    # The key makes the warning once per year and admin, even when the job is forced to run again.
+    outbox.send_to_admins(ctx.session, config, f"calendar_warning:{year}", "calendar/missing_year.txt.j2", now,
+                          **variables)
     return render("calendar/warning_detail.txt.j2", config.bot.locale, year=year, admins=list(config.org.admins))

@@ -8,18 +8,13 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import pausepoints
 from bot.chat.dispatcher import Dispatcher
 from bot.clock import Clock
 from bot.config import Config
-from bot.storage.db import transaction
+from bot.storage.db import CHUNK_SIZE, in_chunks
 from bot.wecom.client import WeComClient
 
 Item = TypeVar("Item")
-
-# How many rows a long job writes per transaction: between two chunks the database's writer lock is free for the
-# callback (on SQLite one writer at a time), however long the whole job takes.
-CHUNK_SIZE = 200
 
 
 @dataclass(frozen=True)
@@ -39,13 +34,5 @@ class JobContext:
     def in_chunks(self, items: Sequence[Item], work: Callable[[Session, Sequence[Item]], None], *,
                   size: int = CHUNK_SIZE, pausepoint: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> None:
-        """Do `work` on `items` `size` at a time, each chunk committed in a transaction of its own: how every long
-        job writes, so that nothing waits behind it. `progress(done, total)` hears of each committed chunk."""
-        total = len(items)
-        for start in range(0, total, size):
-            with transaction(self.sessions) as session:
-                work(session, items[start:start + size])
-            if pausepoint is not None:
-                pausepoints.reached(pausepoint)
-            if progress is not None:
-                progress(min(start + size, total), total)
+        """bot.storage.db.in_chunks on this job's session factory: how every long job writes."""
+        in_chunks(self.sessions, items, work, size=size, pausepoint=pausepoint, progress=progress)

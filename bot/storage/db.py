@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot import pausepoints
 
 
 class WriterQueue:
@@ -168,3 +171,24 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+Item = TypeVar("Item")
+# How many rows a long job writes per transaction: between two chunks the database's writer lock is free for the
+# callback (on SQLite one writer at a time), however long the whole job takes.
+CHUNK_SIZE = 200
+
+
+def in_chunks(sessions: sessionmaker[Session], items: Sequence[Item], work: Callable[[Session, Sequence[Item]], None],
+              *, size: int = CHUNK_SIZE, pausepoint: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> None:
+    """Do `work` on `items` `size` at a time, each chunk committed in a transaction of its own: how every long job
+    writes. A crash loses at most the chunk under way. `progress(done, total)` hears of each committed chunk."""
+    total = len(items)
+    for start in range(0, total, size):
+        with transaction(sessions) as session:
+            work(session, items[start:start + size])
+        if pausepoint is not None:
+            pausepoints.reached(pausepoint)
+        if progress is not None:
+            progress(min(start + size, total), total)

@@ -17,9 +17,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.storage.db import transaction
 from bot.storage.models import InboxMessage
-from bot.wecom.outbox import Outgoing
 from bot.storage.sqlutil import insert_ignoring_duplicates
-from bot.templates import render
 from bot.wecom.updates import Update, update_from_fields
 
 log = logging.getLogger(__name__)
@@ -198,5 +196,4 @@ class InboxProcessor:
                 .values(status="failed", processed_at=self.clock.now(), error=f"{type(error).__name__}: {error}"[:2000])
             ).rowcount
             if failed == 1:
-                apology = render("apology.txt.j2", self.config.bot.locale)
-                outbox.enqueue(session, f"in:{row_id}:apology", Outgoing.text(userid, apology), self.clock.now())
+                outbox.send(session, self.config, f"in:{row_id}:apology", userid, "apology.txt.j2", self.clock.now())

@@ -7,10 +7,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import pausepoints
-from bot.appraisal.results.compute import Progress, chunks
+from bot.appraisal.results.compute import Progress
 from bot.config import Config
-from bot.storage.db import transaction
+from bot.storage.db import in_chunks as storage_in_chunks
 from bot.wecom import outbox
 
 CHUNK = 200  # members per write transaction: short enough for the callback to get the SQLite writer between
@@ -19,18 +18,14 @@ Plan = TypeVar("Plan")
 
 def in_chunks(sessions: sessionmaker[Session], items: Sequence[str], plan: Plan,
               *steps: Callable[[Session, Plan, list[str]], None], stage: str, progress: Progress | None) -> None:
-    """Every chunk of `items` through each step in turn, in one short transaction per chunk: between them the
-    database's writer lock is free for the callback (on SQLite one writer at a time), however long the job takes.
-    A crash loses at most the chunk under way; a re-run finds the rest written and sends nothing twice."""
-    done = 0
-    for chunk in chunks(list(items), CHUNK):
-        with transaction(sessions) as session:
-            for step in steps:
-                step(session, plan, chunk)
-        pausepoints.reached(f"results.{stage}")
-        done += len(chunk)
-        if progress:
-            progress(stage, done, len(items))
+    """Every chunk of `items` through each step in turn, one short transaction per chunk (bot.storage.db.in_chunks):
+    the callback gets the writer between them, and a re-run finds the rest written and sends nothing twice."""
+    def work(session: Session, chunk: Sequence[str]) -> None:
+        for step in steps:
+            step(session, plan, list(chunk))
+
+    report = None if progress is None else (lambda done, total: progress(stage, done, total))
+    storage_in_chunks(sessions, list(items), work, size=CHUNK, pausepoint=f"results.{stage}", progress=report)
 
 
 def send(session: Session, config: Config, key: str, userid: str, template: str, now: datetime,
