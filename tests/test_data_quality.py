@@ -294,7 +294,7 @@ def test_an_outage_spares_the_members_whose_doubted_values_are_waived_and_holds_
     members = {u: MemberData(u, "lina", "2", {(k, "2026-12"): Decimal(5) for k in keys}) for u in people}
     members["huangli"] = MemberData("huangli", "lina", "2", {(k, "2026-12"): WAIVED for k in keys})
     with transaction(sessions) as session:
-        findings = check(session, "2026-12", members, {u: scheme for u in people}, today=date(2027, 1, 8),
+        findings = check(session, Period.parse("2026-12"), members, {u: scheme for u in people}, today=date(2027, 1, 8),
                          jump_percent=50, flags=[])
     [outage] = [f for f in findings if f.kind == "source_outage"]
     assert outage.userids == ("liuyang", "zhangwei") and outage.holds
@@ -323,7 +323,7 @@ def test_days_missing_among_synced_days_hold_a_result_and_a_member_never_synced_
                                              fetched_at=datetime(2027, 1, 2, tzinfo=SHANGHAI)))
     members = {u: MemberData(u, "lina", "2", {}) for u in ("zhangwei", "liuyang")}
     with transaction(sessions) as session:
-        findings = check(session, "2026-12", members, {u: scheme for u in members}, today=date(2027, 1, 8),
+        findings = check(session, Period.parse("2026-12"), members, {u: scheme for u in members}, today=date(2027, 1, 8),
                          jump_percent=50)
     [missing] = [f for f in findings if f.kind == "missing_days"]
     assert missing.userids == ("zhangwei",) and missing.holds

@@ -165,7 +165,7 @@ class TestARoundFromNominationToTheIndicatorShowingOnlyAggregates:
     def test_the_mean_feeds_the_collaboration_indicator_of_the_year(self, round_env: BotEnv) -> None:
         scheme = load_scheme("seed-executor")
         with transaction(round_env.bot.sessions) as session:
-            found = collect_values(session, {"zhangwei": scheme, "zhaolei": scheme}, "2026")
+            found = collect_values(session, {"zhangwei": scheme, "zhaolei": scheme}, Period.parse("2026"))
             assert averages_for(session, EVERYONE, "2026") == {"zhangwei": D("4.00")}
         collaboration = {k: v for k, v in found.items() if k[1] == "cross_department_collaboration"}
         assert collaboration == {("zhangwei", "cross_department_collaboration", "2026"): D("4.00")}

@@ -27,7 +27,7 @@ from bot.appraisal.okr import (
 from bot.appraisal.people import Person, Role
 from bot.jobs.okr import quarter_close_period
 from bot.templates import render
-from scoring import MemberData, check_scheme, compute_results
+from scoring import MemberData, Period, check_scheme, compute_results
 from tests.harness import BotEnv, Chat, assert_renders, standalone_env, templates_under
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -170,7 +170,7 @@ class TestObjectiveKrsApprovalProgressAndQuarterScores:
         scheme, problems = check_scheme(OKR_SCHEME)
         assert scheme is not None and not [p for p in problems if p.severity.value == "error"]
         with transaction(env.bot.sessions) as session:
-            found = collect_values(session, {"zhangwei": scheme, "yangfan": scheme, "zhaolei": scheme}, "2026-Q4")
+            found = collect_values(session, {"zhangwei": scheme, "yangfan": scheme, "zhaolei": scheme}, Period.parse("2026-Q4"))
             assert okr_averages(session, ["zhangwei", "yangfan"], "2026") == {"zhangwei": D("0.50"),
                                                                                "yangfan": D("0.80")}
         assert found == {("zhangwei", "okr_score", "2026-Q4"): D("0.50"),

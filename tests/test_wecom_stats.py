@@ -21,7 +21,7 @@ from bot.templates import render
 from bot.appraisal.wecom_stats import SyncReport, sync_stats
 from bot.wecom.client import WECOM_ZONE
 from bot.wecom.contact_stats import BEHAVIOR_PATH, CONCURRENCY_BACKOFF, CUSTOMERS_PATH, GROUP_PATH, StatsNotPermitted
-from scoring import MemberData, check_scheme, compute_results
+from scoring import MemberData, Period, check_scheme, compute_results
 from tests.harness import AGENT_ID, BotEnv
 
 TODAY = date(2026, 11, 27)  # the harness clock's day
@@ -155,7 +155,7 @@ def test_seed_executor_scores_wecom_indicators_with_no_manual_entry(bot_env: Bot
     sync(bot_env, date(2026, 9, 30), date(2026, 11, 26), ["zhangwei"])
     scheme = load_scheme("seed-executor")
     with transaction(bot_env.bot.sessions) as session:
-        found = collect_values(session, {"zhangwei": scheme}, "2026-10")
+        found = collect_values(session, {"zhangwei": scheme}, Period.parse("2026-10"))
     assert found == {
         ("zhangwei", "net_follower_growth_rate", "2026-10"): D("18.00"),
         ("zhangwei", "response_time", "2026-10"): D("20.00"),  # source wecom.avg_reply_time
@@ -243,7 +243,7 @@ def test_the_demo_team_zombie_groups_lose_the_guardrail_points_and_the_slow_resp
     assert report.stopped is None and not report.failed and not report.skipped
     schemes = {person.userid: load_scheme(person.scheme) for person in DEMO_PEOPLE}
     with transaction(bot_env.bot.sessions) as session:
-        found = collect_values(session, schemes, "2026-10")
+        found = collect_values(session, schemes, Period.parse("2026-10"))
     members = [MemberData(p.userid, str(p.department), "社群运营部", values=member_values(found, p.userid))
                for p in DEMO_PEOPLE]
     by_scheme: dict[str, Any] = {}
@@ -266,7 +266,7 @@ def test_the_demo_team_zombie_groups_lose_the_guardrail_points_and_the_slow_resp
     scheme, problems = check_scheme(WECOM_ONLY_SCHEME)
     assert scheme is not None and not [p for p in problems if p.severity.value == "error"]
     with transaction(bot_env.bot.sessions) as session:
-        only = collect_values(session, {"zhangwei": scheme, "zhaolei": scheme}, "2026-10")
+        only = collect_values(session, {"zhangwei": scheme, "zhaolei": scheme}, Period.parse("2026-10"))
     results = compute_results(scheme, "2026-10", [MemberData(u, "t", "d", values=member_values(only, u))
                                                   for u in ("zhangwei", "zhaolei")])
     assert results.get("zhangwei").complete and results.get("zhaolei").complete  # nothing typed in
@@ -279,15 +279,15 @@ def test_a_burst_of_follows_then_deletions_goes_to_the_data_quality_check(bot_en
     sync(bot_env, date(2026, 10, 31), date(2026, 11, 26))
     schemes = {person.userid: load_scheme("seed-executor") for person in DEMO_PEOPLE}
     with transaction(bot_env.bot.sessions) as session:
-        flags = data_quality_flags(session, schemes, "2026-11", today=TODAY)
-        october = data_quality_flags(session, MEMBERS, "2026-10", today=TODAY)
+        flags = data_quality_flags(session, schemes, Period.parse("2026-11"), today=TODAY)
+        october = data_quality_flags(session, MEMBERS, Period.parse("2026-10"), today=TODAY)
     assert [(f.userid, f.kind) for f in flags] == [("sunyue", "contact_burst")]
     assert flags[0].detail["day"] == TODAY - timedelta(days=20) and flags[0].detail["new_contacts"] == 80
     assert october == []
     text = render("wecom_stats/data_quality.txt.j2", flags=flags, period="2026-11", names={"sunyue": "孙悦"})
     assert "孙悦" in text and "新增 80 位客户" in text and "疑似低质引流" in text
     with transaction(bot_env.bot.sessions) as session:  # a day the sync never stored is a gap to report
-        gaps = data_quality_flags(session, ["zhangwei"], "2026-09", today=TODAY)
+        gaps = data_quality_flags(session, ["zhangwei"], Period.parse("2026-09"), today=TODAY)
     assert [(f.kind, f.detail["days"]) for f in gaps] == [("missing_days", 30)]
 
 
@@ -297,10 +297,10 @@ def test_sources_and_needs_follow_the_scheme() -> None:
     assert source_kind("okr") == "okr" and source_kind("feedback_360.average") == "360" and source_kind("360") == "360"
     assert source_kind("cms.content_count") is None
     seed = load_scheme("seed-executor")
-    quarter = {(n.key, n.period) for n in needs_for({"u": seed}, "2026-Q4")}
+    quarter = {(n.key, n.period) for n in needs_for({"u": seed}, Period.parse("2026-Q4"))}
     # monthly indicators and their guardrail metrics, once per month of the quarter
     assert ("response_time", "2026-10") in quarter and ("group_quit_rate", "2026-12") in quarter
-    year = {(n.key, n.period) for n in needs_for({"u": seed}, "2026")}
+    year = {(n.key, n.period) for n in needs_for({"u": seed}, Period.parse("2026"))}
     assert ("cross_department_collaboration", "2026") in year
 
 
@@ -415,7 +415,7 @@ def test_a_member_without_customer_contact_permission_is_skipped_and_named_by_th
     assert "sunyue" not in group_owners
     assert "没有客户联系权限" in render("wecom_stats/job_detail.txt.j2", report=report, not_permitted=None)
     with transaction(bot_env.bot.sessions) as session:
-        flags = data_quality_flags(session, MEMBERS, "2026-10", today=TODAY)
+        flags = data_quality_flags(session, MEMBERS, Period.parse("2026-10"), today=TODAY)
     assert [(f.userid, f.kind, f.detail["days"]) for f in flags] == [("sunyue", "no_contact_permission", 31)]
     text = render("wecom_stats/data_quality.txt.j2", flags=flags, period="2026-10", names={"sunyue": "孙悦"})
     assert "孙悦：没有客户联系权限" in text and "权限配置" in text
@@ -431,4 +431,4 @@ def test_a_member_without_customer_contact_permission_is_skipped_and_named_by_th
     assert sync(bot_env, date(2026, 10, 1), date(2026, 10, 30)).no_permission == ()
     assert sync(bot_env, date(2026, 10, 31), date(2026, 10, 31)).no_permission == ()
     with transaction(bot_env.bot.sessions) as session:
-        assert data_quality_flags(session, ["sunyue"], "2026-10", today=TODAY) == []
+        assert data_quality_flags(session, ["sunyue"], Period.parse("2026-10"), today=TODAY) == []

@@ -4,9 +4,9 @@ The month close (and the quarter and year closes) call one function and merge wh
 member's `scoring.MemberData.values`; nobody types these numbers::
 
     schemes = {userid: scheme_for(...) for userid in appraised}          # the member's scheme
-    found = collect_values(session, schemes, "2026-11")                  # {(userid, key, period): Decimal}
+    found = collect_values(session, schemes, Period.parse("2026-11"))                  # {(userid, key, period): Decimal}
     values = {(key, period): value for (u, key, period), value in found.items() if u == userid}
-    flags = data_quality_flags(session, schemes, "2026-11", today=...)    # for the data-quality check
+    flags = data_quality_flags(session, schemes, Period.parse("2026-11"), today=...)    # for the data-quality check
 
 Which keys come back:
 
@@ -80,10 +80,8 @@ class Need:
     source: str
 
 
-def needs_for(members: Mapping[str, Scheme], period: Period | str) -> list[Need]:
+def needs_for(members: Mapping[str, Scheme], period: Period) -> list[Need]:
     """Every (member, key, sub-period) the schemes want from these sources for `period`."""
-    if isinstance(period, str):
-        period = Period.parse(period)
     needs: list[Need] = []
     for userid, scheme in members.items():
         metric_periods: dict[str, set[str]] = defaultdict(set)
@@ -100,15 +98,14 @@ def needs_for(members: Mapping[str, Scheme], period: Period | str) -> list[Need]
     return needs
 
 
-def period_days(period: Period | str) -> tuple[date, date]:
-    if isinstance(period, str):
-        period = Period.parse(period)
+def period_days(period: Period) -> tuple[date, date]:
+    """The first and the last day of `period`."""
     months = period.months()
     first, last = months[0], months[-1]
     return date(first.year, first.index, 1), date(last.year, last.index, calendar.monthrange(last.year, last.index)[1])
 
 
-def collect_values(session: Session, members: Mapping[str, Scheme], period: Period | str) -> dict[ValueKey, Decimal]:
+def collect_values(session: Session, members: Mapping[str, Scheme], period: Period) -> dict[ValueKey, Decimal]:
     """The values of every `wecom.*`, `okr` and `360` indicator and WeCom companion metric the members' schemes
     score in `period`, keyed (userid, key, sub-period). Undefined values are absent (see the module docstring)."""
     by_group: dict[tuple[str, str], list[Need]] = defaultdict(list)
@@ -118,7 +115,7 @@ def collect_values(session: Session, members: Mapping[str, Scheme], period: Peri
     for (kind, sub), needs in sorted(by_group.items()):
         userids = sorted({need.userid for need in needs})
         if kind == "wecom":
-            first, last = period_days(sub)
+            first, last = period_days(Period.parse(sub))  # a Need keeps its sub-period as stored text
             metrics = wecom_metrics(session, userids, first, last)
             for need in needs:
                 value = metrics.get(need.userid, {}).get(need.source[len(WECOM_PREFIX):])
@@ -243,16 +240,16 @@ class DataFlag:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-def data_quality_flags(session: Session, members: Mapping[str, Scheme] | Iterable[str], period: Period | str, *,
+def data_quality_flags(session: Session, members: Mapping[str, Scheme] | Iterable[str], period: Period, *,
                        today: date, rule: BurstRule = BurstRule()) -> list[DataFlag]:
     """Suspicious growth (a burst of new contacts followed by many deletions) and days the sync has not stored,
     for members whose schemes use WeCom figures (or every userid given as a plain list)."""
-    text = str(Period.parse(period) if isinstance(period, str) else period)
     if isinstance(members, Mapping):
-        userids = sorted({need.userid for need in needs_for(members, text) if need.source.startswith(WECOM_PREFIX)})
+        userids = sorted({need.userid for need in needs_for(members, period) if need.source.startswith(WECOM_PREFIX)})
     else:
         userids = sorted(set(members))
-    first, last = period_days(text)
+    text = str(period)  # a DataFlag names its period as text, as findings do
+    first, last = period_days(period)
     until = min(last, today - timedelta(days=1))
     flags: list[DataFlag] = []
     if not userids or until < first:

@@ -128,7 +128,7 @@ def _progress_printer(first: date, last: date) -> Callable[[int, int], None]:
 
 def cmd_wecom_metrics(args: argparse.Namespace) -> int:
     try:
-        period = str(Period.parse(args.period))
+        period = Period.parse(args.period)
     except PeriodError:
         raise cli_error("period.invalid", period=args.period) from None
     bot = _bot(args)
@@ -139,9 +139,9 @@ def cmd_wecom_metrics(args: argparse.Namespace) -> int:
             first, last = period_days(period)
             values = wecom_metrics(session, userids, first, last)
             flags = data_quality_flags(session, userids, period, today=wecom_today(bot.clock.now()))
-            findings = wecom_findings(session, period, userids, values, today=wecom_today(bot.clock.now()))
+            findings = wecom_findings(session, str(period), userids, values, today=wecom_today(bot.clock.now()))
         rows = [{"userid": u, "name": names.get(u, u), "values": values.get(u, {})} for u in userids]
-        print(render("wecom_stats/metrics.txt.j2", period=period, first=first, last=last, rows=rows,
+        print(render("wecom_stats/metrics.txt.j2", period=str(period), first=first, last=last, rows=rows,
                      metrics=METRICS, flags=flags, names=names,
                      findings=[finding_text(f, names, bot.config.bot.locale) for f in findings]))
         return 0

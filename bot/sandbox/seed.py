@@ -42,6 +42,7 @@ from bot.appraisal.results import close, publish, schedule, store
 from bot.appraisal.assignment import behaviour_indicators_due, cycles_due
 from bot.appraisal.entries import is_manager_rated, period_of_cycle, record
 from bot.appraisal.indicator_sources import source_kind
+from bot.appraisal.people import active_members
 from bot.appraisal.results.compute import SELF_REVIEW_SOURCES
 from bot.appraisal.results.roster import Roster
 from bot.appraisal.wecom_stats import members_to_sync, sync_stats, sync_window
@@ -144,8 +145,7 @@ def seed_contact_statistics(ctx: SeedContext) -> None:
 def _people(session: Session, config: Config) -> list[tuple[Member, Scheme, str | None]]:
     """Every active member with their scheme and the manager who rates them (None at the top)."""
     roster = Roster.load(session, config)
-    members = session.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.userid)).all()
-    return [(member, roster.scheme(member.userid), roster.team(member.userid)) for member in members]
+    return [(member, roster.scheme(member.userid), roster.team(member.userid)) for member in active_members(session)]
 
 
 def seed_weekly_reports(ctx: SeedContext) -> None:

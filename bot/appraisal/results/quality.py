@@ -268,8 +268,8 @@ def check(session: Session, period: Period, members: Mapping[str, MemberData], s
     keys = {u: _wecom_keys(schemes[u]) for u in members}
     wecom_members = sorted(u for u, k in keys.items() if k)
     if flags is None:
-        flags = data_quality_flags(session, {u: schemes[u] for u in members}, text, today=today)
-    first, last = period_days(text)
+        flags = data_quality_flags(session, {u: schemes[u] for u in members}, period, today=today)
+    first, last = period_days(period)
     until = min(last, today - timedelta(days=1))
     activity = (read_activity(session, wecom_members, first - timedelta(days=CollapseRule().lookback + 1), until)
                 if wecom_members and until >= first else Activity())
@@ -293,7 +293,7 @@ def wecom_findings(session: Session, period: str, userids: Sequence[str],
                 found.append(Finding("impossible_metric", period, (userid,), {
                     "key": metric, "name": metric_def(metric).name, "sub": period, "value": value,
                     "unit": metric_def(metric).unit, "low": bounds[0], "high": bounds[1]}, (metric,)))
-    first, last = period_days(period)
+    first, last = period_days(Period.parse(period))
     until = min(last, today - timedelta(days=1))
     if userids and until >= first:
         activity = read_activity(session, userids, first - timedelta(days=CollapseRule().lookback + 1), until)
