@@ -360,9 +360,11 @@ def sync_counting_waits(env: BotEnv, day: date) -> tuple[SyncReport, list[float]
 def test_45033_mid_run_backs_off_goes_serial_and_the_run_finishes_with_everything_pulled(bot_env: BotEnv) -> None:
     demo_stats.populate(bot_env.fake, TODAY)
     day = date(2026, 11, 26)
-    # The probe and two parallel calls come through; then WeCom asks for less concurrency twice.
+    # The probe and two parallel calls come through; then WeCom asks for less concurrency once. (Asked twice, the
+    # second 45033 reaches a worker or, when the first already made the run serial, the starting thread's own
+    # backoff: which of the two depends on thread timing, so the one pause would not be certain.)
     bot_env.fake.inject(BEHAVIOR_PATH, delay=0.01, times=3)
-    bot_env.fake.inject(BEHAVIOR_PATH, errcode=45033, times=2)
+    bot_env.fake.inject(BEHAVIOR_PATH, errcode=45033, times=1)
     report, waits = sync_counting_waits(bot_env, day)
     assert report.serial and report.stopped is None
     assert report.failed == () and report.not_pulled == () and report.skipped == ()
