@@ -11,7 +11,10 @@ production, `reached` only counts nothing and returns at once.
 The points: `schedule.seen:<job>` (a fire time noticed, nothing written), `schedule.planned:<job>` (the planned run
 with its due time is committed: the jitter wait),
 `outbox.enqueue:<key>` (a message queued in the open transaction) and `results.<stage>` (a chunk of the month
-close or the publication committed; stages save, drafts, publish, summaries).
+close or the publication committed; stages save, drafts, publish, summaries); on the message path
+`callback.stored` (the update stored, WeCom not yet answered), `inbox.claimed` (a row claimed, its handler not run),
+`inbox.handled` (the handler ran, its transaction not committed), `sender.claimed` (a pass's rows claimed, none sent)
+and `sender.answered` (WeCom answered a send, the outcome not recorded).
 """
 from __future__ import annotations
 

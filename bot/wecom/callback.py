@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import pausepoints
 from bot.clock import Clock
 from bot.config import Config
 from bot.storage.db import urgent_connection
@@ -94,6 +95,7 @@ def create_callback_blueprint(config: Config, session_factory: sessionmaker[Sess
             # Not stored means not acknowledged: a non-200 makes WeCom deliver it again later.
             log.exception("could not store callback from %s", update.from_user)
             return _plain("try again", 503)
+        pausepoints.reached("callback.stored")
         if is_new:
             on_stored(update.from_user)
         return _plain("", 200)

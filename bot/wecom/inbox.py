@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import pausepoints
 from bot.wecom import outbox
 from bot.clock import Clock
 from bot.config import Config
@@ -182,9 +183,11 @@ class InboxProcessor:
             ).rowcount
             if claimed != 1:
                 return True  # another process took it; look again for the next one
+            pausepoints.reached("inbox.claimed")
             try:
                 self.handle(session, update_from_fields(payload), f"in:{row_id}")
                 session.flush()
+                pausepoints.reached("inbox.handled")
             except Exception as error:  # noqa: BLE001 - a handler bug must not stop the member's queue
                 raise _HandlerFailed(row_id, payload) from error
         return True

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
+from bot import pausepoints
 from bot.clock import Clock
 from bot.config import MAX_DUPLICATE_WINDOW, Config
 from bot.storage.db import transaction
@@ -103,6 +104,7 @@ class Sender:
         claim = self._claim()
         if not claim.batches:
             return 0
+        pausepoints.reached("sender.claimed")
         paused = threading.Event()  # once WeCom says "misconfigured", the rest of the pass holds back
         work = [(rows, paused) for rows in claim.batches.values()]
         if self._pool is None:
@@ -267,6 +269,7 @@ class Sender:
             if paused.is_set():
                 return outcomes, [later.id for later in rows[index:]]
             outcome = self.delivery.deliver(row)
+            pausepoints.reached("sender.answered")
             outcomes.append((row, outcome))
             if outcome.status == "paused":
                 paused.set()
