@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from bot.appraisal import workcalendar as wc
+from bot.appraisal.periods import Week
 from bot.config import SelfReviewConfig, WeeklyReportConfig
 
 WEEKLY = WeeklyReportConfig()
@@ -32,7 +33,7 @@ def test_weeks() -> None:
     assert wc.week_days("2026-W48")[0] == date(2026, 11, 23) and wc.week_days("2026-W48")[-1] == date(2026, 11, 29)
     assert wc.shift_week("2026-W01", -1) == "2025-W52"
     with pytest.raises(ValueError):
-        wc.parse_week("2026-W54")
+        Week.parse("2026-W54")  # 2026 has 53 ISO weeks
 
 
 @pytest.mark.parametrize("week, last", [

@@ -66,10 +66,6 @@ def parse_rating(text: str) -> int:
     return found
 
 
-# kept for handlers/results.py and handlers/scoring.py until they import it from bot.appraisal.periods
-parse_period = periods.parse_period
-
-
 def appraisal_month(config: Config, now: datetime) -> Period:
     """The month managers are scoring now: the previous month until its results are published (the
     configured workday of this month), this month after that."""
@@ -300,7 +296,7 @@ def record(session: Session, *, userid: str, key: str, period: str, kind: str, v
 
 
 # -- bulk waivers (admins) ----------------------------------------------------------------------------------------
-# kept for handlers/scoring.py and bot/cli/results.py until they switch to bot.appraisal.periods.parse_periods
+# /waive and `kpibot data waive` answer a part that is no period with the data-entry refusal of their own.
 def parse_periods(text: str, month: Period) -> list[Period]:
     """bot.appraisal.periods.parse_periods, a part that is no period raised as EntryError("period.invalid")."""
     try:

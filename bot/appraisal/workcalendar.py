@@ -166,13 +166,6 @@ def week_of(day: date) -> str:
     return str(Week.of(day))
 
 
-# kept for handlers/weekly_report.py until it switches to bot.appraisal.periods.Week
-def parse_week(text: str) -> tuple[int, int]:
-    """(year, number) of a stored week such as "2026-W48"; ValueError for anything else."""
-    week = Week.parse(text)
-    return week.year, week.number
-
-
 def week_days(week: str) -> list[date]:
     return Week.parse(week).days()
 

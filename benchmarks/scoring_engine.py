@@ -4,8 +4,8 @@ Each case runs in its own subprocess so peak memory (max RSS, interpreter includ
 alone. Targets on the reference machine: 10,000 members' month < 1 s, their year < 5 s, peak < 300 MB,
 time growing linearly with the number of members.
 
-    .venv/bin/python benchmarks/scoring.py                 # every case
-    .venv/bin/python benchmarks/scoring.py --sizes 1000 10000 --repeat 1
+    .venv/bin/python benchmarks/scoring_engine.py                 # every case
+    .venv/bin/python benchmarks/scoring_engine.py --sizes 1000 10000 --repeat 1
 """
 from __future__ import annotations
 
