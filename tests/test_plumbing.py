@@ -2,11 +2,12 @@
 conversation's entry and timeout, a prompt that never interrupts a conversation, and ctx.require's one refusal."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.appraisal.people import Role
 from bot.chat.conversation import ConversationHandle, ConversationSpec, open_conversation
@@ -122,3 +123,21 @@ def test_require_refuses_with_the_one_error_the_dispatcher_answers(bot_env: BotE
         sent = {row.idempotency_key: row.payload["content"] for row in session.scalars(select(OutboxMessage))}
     assert f"/peek 仅限{Role.ADMIN.label}使用" in sent["test:1:1"]  # not_allowed.txt.j2, as for a command's role
     assert "/help" in sent["test:2:1"] and "仅限" not in sent["test:2:1"]
+
+
+def test_a_conversation_another_transaction_opened_meanwhile_is_ruled_on_not_collided_with(engine) -> None:  # type: ignore[no-untyped-def]
+    """Two jobs prompting one member at once (taken over together): the second sees the first's row, no error."""
+    now = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+    with Session(engine) as session, session.begin():
+        session.add(Conversation(userid="chenjing", flow="self_review", state="rating", data={"index": 1},
+                                 updated_at=now, expires_at=now + timedelta(hours=2)))
+    with Session(engine) as session, session.begin():  # it read no row before the other transaction committed
+        assert open_conversation(session, None, "chenjing", "weekly_report", "answering", {"week": "2026-W48"},
+                                 now, now + timedelta(days=1), prompted=True) is None  # she is in the middle of one
+    with Session(engine) as session, session.begin():
+        opened = open_conversation(session, None, "chenjing", "weekly_report", "answering", {"week": "2026-W48"},
+                                   now, now + timedelta(days=1))
+        assert opened is not None and (opened.flow, opened.data) == ("weekly_report", {"week": "2026-W48"})
+    with Session(engine) as session:
+        row = session.get(Conversation, "chenjing")
+        assert row is not None and (row.flow, row.state) == ("weekly_report", "answering")

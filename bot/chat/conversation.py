@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import Clock
 from bot.storage.models import Conversation
+from bot.storage.sqlutil import insert_ignoring_duplicates
 
 # The context a conversation's steps receive (bot.chat.routing.Context): a parameter, so that this module,
 # which routing builds on, needs nothing of it.
@@ -53,8 +55,17 @@ def open_conversation(session: Session, current: Conversation | None, userid: st
         return None
     payload = {**data, UNTOUCHED: True} if prompted else dict(data)
     if current is None:
-        current = Conversation(userid=userid, flow=flow, state=state, data=payload, updated_at=now, expires_at=expires)
-        session.add(current)
+        row = {"userid": userid, "flow": flow, "state": str(state), "data": payload, "updated_at": now,
+               "expires_at": expires}
+        # Two jobs (the weekly and the monthly prompt, taken over together) may open the same member's conversation
+        # at once: the unique key decides, and the loser applies the rules above to the winner's row.
+        inserted = insert_ignoring_duplicates(session, Conversation.__table__, [row])
+        # A locking read sees the committed row even under MariaDB's repeatable read.
+        opened = session.scalars(select(Conversation).where(Conversation.userid == userid).with_for_update()
+                                 .execution_options(populate_existing=True)).one()
+        if inserted:
+            return opened
+        return open_conversation(session, opened, userid, flow, state, data, now, expires, prompted=prompted)
     else:
         current.flow, current.state, current.data = flow, state, payload
         current.updated_at, current.expires_at = now, expires
