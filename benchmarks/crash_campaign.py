@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,7 +50,7 @@ from bot.sandbox import demo_org  # noqa: E402
 from bot.storage.db import make_engine, make_session_factory, transaction  # noqa: E402
 from bot.storage.models import AuditEntry, InboxMessage, OutboxMessage, PeriodResult  # noqa: E402
 from tests.harness import (AES_KEY, AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, TOKEN,  # noqa: E402
-                           prepare_database, write_config_file)
+                           KpibotProcess, ProcessWaitError, prepare_database, write_config_file)
 
 PAUSED = "KPIBOT_TEST_PAUSED"
 TIMEOUT = 30.0
@@ -77,59 +74,6 @@ MESSAGE_POINTS = {"inbox.handled": len(TALKERS) * MESSAGES_EACH, "sender.answere
 JOB_POINTS = [("month_close", "results.save", 1), ("publish", "results.publish", 1),
               ("month_close", "outbox.enqueue:close:*", 4), ("publish", "outbox.enqueue:publish:*", 9),
               ("month_close", "results.drafts", 1), ("publish", "results.summaries", 1)]
-
-
-class Process:
-    """A kpibot subprocess whose output a thread reads, so the campaign waits on lines, never on sleeps."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen([sys.executable, "-m", "bot.cli.main", *argv], cwd=ROOT, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._new: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line)
-            self._new.put(line)
-        self._new.put(None)
-
-    def wait_for(self, text: str, timeout: float = TIMEOUT) -> str:
-        for line in list(self.lines):
-            if text in line:
-                return line
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._new.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                raise Violation(f"exited ({self.popen.wait()}) before {text!r}:\n{''.join(self.lines)[-3000:]}")
-            if text in line:
-                return line
-        raise Violation(f"no {text!r} within {timeout}s:\n{''.join(self.lines)[-3000:]}")
-
-    def output(self) -> str:
-        """Everything the process printed, once it has exited."""
-        while self._new.get(timeout=TIMEOUT) is not None:
-            pass
-        return "".join(self.lines)
-
-    def kill(self) -> None:
-        self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(timeout=TIMEOUT)
-
-    def stop(self) -> None:
-        """SIGTERM and wait: a send under way ends before anything is counted."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 class Violation(Exception):
@@ -207,7 +151,7 @@ class World:
         self.port = _free_port()
         self.config = write_config_file(directory, self.fake.base_url, database_url=self.url,
                                         server={"host": "127.0.0.1", "port": self.port})
-        self.processes: list[Process] = []
+        self.processes: list[KpibotProcess] = []
 
     def set_time(self, moment: datetime) -> None:
         staged = self.clock_file.with_suffix(".tmp")
@@ -224,12 +168,12 @@ class World:
             env["KPIBOT_TEST_PAUSE_AT"] = pause_at
         return env
 
-    def kpibot(self, *argv: str, pause_at: str | None = None) -> Process:
-        process = Process(["--config", str(self.config), *argv], self.env(pause_at))
+    def kpibot(self, *argv: str, pause_at: str | None = None) -> KpibotProcess:
+        process = KpibotProcess(["--config", str(self.config), *argv], self.env(pause_at))
         self.processes.append(process)
         return process
 
-    def serve(self, pause_at: str | None = None) -> Process:
+    def serve(self, pause_at: str | None = None) -> KpibotProcess:
         process = self.kpibot("serve", "--no-scheduler", pause_at=pause_at)
         process.wait_for("/wecom/callback")
         return process
@@ -379,7 +323,7 @@ def run_campaign(kills: int, inside: int, seed: int, workdir: Path, echo: bool =
             try:
                 outcome = (kill_on_message_path(world, point) if family == "message"
                            else kill_inside_job(world, family, point))
-            except Violation as error:
+            except (Violation, ProcessWaitError) as error:
                 outcome = Outcome(family, point, lost=1, published_once=family == "message",
                                   problem=str(error)[:1500])
         outcome.seconds = time.monotonic() - began

@@ -5,7 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -459,3 +465,72 @@ def assert_renders(name: str, variables: dict[str, Any], fragments: tuple[str, .
 def templates_under(folder: str) -> set[str]:
     """The names of the shipped templates in `folder` (e.g. "okr/"), for a check that each has a rendering case."""
     return {name for name in template_names() if name.startswith(folder)}
+
+
+# -- real kpibot processes (crash tests and the crash campaign) ---------------------------------------------------
+PROCESS_TIMEOUT = 30.0
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+class ProcessWaitError(AssertionError):
+    """A kpibot process exited, or said nothing of the kind, before the line waited for."""
+
+
+class KpibotProcess:
+    """A `kpibot` subprocess whose output a thread reads, so a test waits on a line it prints, never on a sleep.
+
+    `everyone`, when given, hears every line of every process sharing it (to see which of several says a thing)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str],
+                 everyone: queue.Queue[tuple[KpibotProcess, str]] | None = None) -> None:
+        self.popen = subprocess.Popen([sys.executable, "-m", "bot.cli.main", *argv], cwd=REPOSITORY, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._new: queue.Queue[str | None] = queue.Queue()
+        self._everyone = everyone
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line)
+            self._new.put(line)
+            if self._everyone is not None:
+                self._everyone.put((self, line))
+        self._new.put(None)
+
+    def wait_for(self, text: str, timeout: float = PROCESS_TIMEOUT) -> str:
+        """The first line (printed already or still to come) that contains `text`."""
+        for line in list(self.lines):
+            if text in line:
+                return line
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._new.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise ProcessWaitError(f"exited ({self.popen.wait()}) before {text!r}:\n{''.join(self.lines)[-4000:]}")
+            if text in line:
+                return line
+        raise ProcessWaitError(f"no {text!r} within {timeout}s:\n{''.join(self.lines)[-4000:]}")
+
+    def output(self) -> str:
+        """Everything the process printed, once it has exited."""
+        while self._new.get(timeout=PROCESS_TIMEOUT) is not None:
+            pass
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=PROCESS_TIMEOUT)
+
+    def stop(self) -> None:
+        """SIGTERM and wait: a send under way ends before anything is counted."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()

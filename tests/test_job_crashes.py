@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +22,8 @@ from bot.storage.db import make_engine, make_session_factory, transaction
 from bot.fakes.wecom import FakeWeCom
 from bot.storage.models import AuditEntry, JobRun, Member, OutboxMessage, PeriodResult
 from bot.jobs.runner import JOB_CLAIM, LEASE_DURATION, jitter
-from tests.harness import AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, prepare_database, write_config_file
+from tests.harness import (AGENT_ID, CORP_ID, CORP_SECRET, SHANGHAI, KpibotProcess, prepare_database,
+                           write_config_file)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "docs" / "sample-data.csv"
@@ -54,54 +51,6 @@ MONTH_CLOSE = Job("month_close", datetime(2026, 12, 7, 10, 5, tzinfo=SHANGHAI), 
 PUBLISH = Job("publish", datetime(2026, 12, 9, 10, 5, tzinfo=SHANGHAI), "2026-11", "publish:2026-11:")
 
 
-class Process:
-    """A kpibot subprocess whose output is read by a thread, so a test can wait for a line without sleeping."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], everyone: queue.Queue[tuple[Process, str]]) -> None:
-        self.popen = subprocess.Popen([sys.executable, "-m", "bot.cli.main", *argv], cwd=ROOT, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._new: queue.Queue[str | None] = queue.Queue()
-        self._everyone = everyone
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line)
-            self._new.put(line)
-            self._everyone.put((self, line))
-        self._new.put(None)
-
-    def wait_for(self, text: str, timeout: float = TIMEOUT) -> str:
-        for line in self.lines:
-            if text in line:
-                return line
-        deadline = datetime.now() + timedelta(seconds=timeout)
-        while (left := (deadline - datetime.now()).total_seconds()) > 0:
-            try:
-                line = self._new.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                raise AssertionError(f"exited ({self.popen.wait()}) before {text!r}:\n{''.join(self.lines)[-4000:]}")
-            if text in line:
-                return line
-        raise AssertionError(f"no {text!r} within {timeout}s:\n{''.join(self.lines)[-4000:]}")
-
-    def kill(self) -> None:
-        self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(timeout=TIMEOUT)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @dataclass
 class World:
     """One database, one fake WeCom and one fake time shared by the test and every kpibot process it starts."""
@@ -112,8 +61,8 @@ class World:
     fake: FakeWeCom
     clock_file: Path
     config: Path
-    processes: list[Process]
-    lines: queue.Queue[tuple[Process, str]]
+    processes: list[KpibotProcess]
+    lines: queue.Queue[tuple[KpibotProcess, str]]
 
     @property
     def pause_file(self) -> Path:
@@ -123,7 +72,7 @@ class World:
         """Whichever process reaches this point next pauses there (`` lets them all go on)."""
         self.pause_file.write_text(point, encoding="utf-8")
 
-    def first_to_say(self, text: str, timeout: float = TIMEOUT) -> Process:
+    def first_to_say(self, text: str, timeout: float = TIMEOUT) -> KpibotProcess:
         """The process that printed a line containing text (waiting for one to)."""
         for process in self.processes:
             if any(text in line for line in process.lines):
@@ -151,12 +100,12 @@ class World:
             env["KPIBOT_TEST_PAUSE_AT"] = pause_at
         return env
 
-    def kpibot(self, *argv: str, pause_at: str | None = None) -> Process:
-        process = Process(["--config", str(self.config), *argv], self.env(pause_at), self.lines)
+    def kpibot(self, *argv: str, pause_at: str | None = None) -> KpibotProcess:
+        process = KpibotProcess(["--config", str(self.config), *argv], self.env(pause_at), self.lines)
         self.processes.append(process)
         return process
 
-    def serve(self, *options: str, count: int = 1) -> list[Process]:
+    def serve(self, *options: str, count: int = 1) -> list[KpibotProcess]:
         """Start `count` serve processes side by side (each takes seconds to start), pausing as pause_at says."""
         started = [self.kpibot("serve", *options, pause_at=f"file:{self.pause_file}") for _ in range(count)]
         for process in started:
@@ -221,7 +170,7 @@ def expected_recipients(world: World, job: Job) -> set[str]:
             | {f"{job.keys}manager:{manager}" for manager in managers})
 
 
-def assert_reached_exactly_once(world: World, job: Job, survivor: Process | None, *, takeovers: int) -> None:
+def assert_reached_exactly_once(world: World, job: Job, survivor: KpibotProcess | None, *, takeovers: int) -> None:
     """The job is done (by the survivor, or already), queued one message per recipient, each delivered once."""
     if survivor is not None:
         survivor.wait_for(f"job {job.id} for {job.period} done")
